@@ -1,0 +1,172 @@
+"""The `exposure` command line: a thin shell over scanner.api (SPEC "Command line")."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.exceptions import Abort, TyperException
+
+from scanner import __version__
+from scanner.api import ScanOptions, scan
+from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
+from scanner.errors import BadInput, ScanFailed
+from scanner.findings import Severity
+from scanner.report.json_report import render_json
+from scanner.report.model import ScanReport
+from scanner.report.terminal import render_terminal
+from scanner.targets import Target, parse_port_spec
+
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_SCAN_FAILED = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="exposure",
+    help="See your network the way the internet sees it, and learn what to fix.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+class OutputFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+class FailOn(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    NEVER = "never"
+
+
+@app.command("scan")
+def scan_command(
+    targets: Annotated[list[str], typer.Argument(help="Hostnames, IP addresses or CIDRs.")],
+    ports: Annotated[str, typer.Option(help="top, all, or a list like 22,80,8000-8100.")] = "top",
+    engine: Annotated[
+        str, typer.Option(help=f"Discovery engine: {', '.join(ENGINE_NAMES)}.")
+    ] = "auto",
+    rate: Annotated[
+        int, typer.Option(help="Packets (or connection attempts) per second, never exceeded.")
+    ] = 2000,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for one probe's answer.")] = 1.0,
+    retries: Annotated[int, typer.Option(help="Extra probes before a port is filtered.")] = 1,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Report format.")
+    ] = OutputFormat.TABLE,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file.")
+    ] = None,
+    fail_on: Annotated[
+        FailOn, typer.Option(help="Exit 1 when a finding is at or above this severity.")
+    ] = FailOn.HIGH,
+    allow_large_range: Annotated[
+        bool, typer.Option(help=f"Allow networks larger than a /24 (up to {65536} addresses).")
+    ] = False,
+) -> int:
+    """Scan TARGET(s) from the outside and report what is exposed."""
+    _check_numbers(rate, timeout, retries)
+    options = ScanOptions(
+        ports=parse_port_spec(ports),
+        engine=engine,
+        discovery=DiscoveryOptions(rate=rate, timeout=timeout, retries=retries),
+        allow_large_range=allow_large_range,
+    )
+    report = _run_with_progress(targets, options)
+    _write_report(report, output_format, output)
+    return _exit_code(report, fail_on)
+
+
+@app.command("version")
+def version_command() -> int:
+    """Print the version."""
+    typer.echo(f"exposure {__version__}")
+    return EXIT_OK
+
+
+def _check_numbers(rate: int, timeout: float, retries: int) -> None:
+    if rate < 1:
+        raise BadInput(f"--rate must be at least 1 (got {rate})")
+    if not 0.05 <= timeout <= 60:
+        raise BadInput(f"--timeout must be between 0.05 and 60 seconds (got {timeout})")
+    if not 0 <= retries <= 10:
+        raise BadInput(f"--retries must be between 0 and 10 (got {retries})")
+
+
+def _run_with_progress(targets: list[str], options: ScanOptions) -> ScanReport:
+    stderr = Console(stderr=True)
+    if not stderr.is_terminal:
+        return scan(targets, options)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} ports"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def show(target: Target, done: int, total: int) -> None:
+            key = str(target.address)
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"scanning {key}", total=total)
+            bar.update(tasks[key], completed=done, total=total)
+
+        return scan(targets, options, progress=show)
+
+
+def _write_report(report: ScanReport, output_format: OutputFormat, output: Path | None) -> None:
+    if output_format is OutputFormat.JSON:
+        text = render_json(report)
+        if output:
+            output.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        return
+    if output:
+        with output.open("w", encoding="utf-8") as handle:
+            render_terminal(report, Console(file=handle, no_color=True, width=120))
+    else:
+        render_terminal(report, Console())
+
+
+def _exit_code(report: ScanReport, fail_on: FailOn) -> int:
+    if not report.complete and not report.targets:
+        return EXIT_SCAN_FAILED
+    if fail_on is FailOn.NEVER:
+        return EXIT_OK
+    threshold = Severity(fail_on.value).rank
+    failing = [f for f in report.all_findings() if f.severity.rank >= threshold]
+    return EXIT_FINDINGS if failing else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: maps every failure to SPEC's exit codes with one clear line, no traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args or ["--help"], prog_name="exposure", standalone_mode=False)
+    except BadInput as error:
+        return _fail(EXIT_BAD_INPUT, str(error))
+    except TyperException as error:  # usage errors: unknown option, bad choice, missing target
+        return _fail(EXIT_BAD_INPUT, error.format_message())
+    except Abort:
+        return _fail(130, "interrupted")
+    except ScanFailed as error:
+        return _fail(EXIT_SCAN_FAILED, str(error))
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _fail(code: int, message: str) -> int:
+    first_line = message.strip().splitlines()[0] if message.strip() else "error"
+    sys.stderr.write(f"exposure: error: {first_line}\n")
+    return code

@@ -1,0 +1,58 @@
+"""What every discovery engine promises: given an address and ports, a state per port."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from scanner.targets import IPAddress
+
+
+class PortState(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"  # the host answered RST: reachable, nothing listening
+    FILTERED = "filtered"  # no answer (dropped) or an ICMP unreachable
+
+
+@dataclass(frozen=True)
+class DiscoveryOptions:
+    rate: int = 2000  # packets (or connection attempts) per second, never exceeded
+    timeout: float = 1.0  # seconds to wait for an answer to one probe
+    retries: int = 1  # extra probes for a port that did not answer before it counts as filtered
+    max_concurrency: int = 2048  # connect engine: sockets in flight at once
+
+
+# Called with (ports done, ports total) as the scan progresses; must be cheap.
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class HostDiscovery:
+    """Discovery result for one address."""
+
+    address: IPAddress
+    engine: str
+    states: dict[int, PortState] = field(default_factory=dict)
+    answers_all_ports: bool = False  # a middlebox or tarpit that SYN-ACKs every port
+    notes: list[str] = field(default_factory=list)
+
+    def ports_in(self, state: PortState) -> list[int]:
+        return sorted(port for port, current in self.states.items() if current is state)
+
+
+class DiscoveryEngine(Protocol):
+    """A port-discovery engine. Implementations: syn, connect, nmap."""
+
+    name: str
+
+    def scan(
+        self,
+        address: IPAddress,
+        ports: Sequence[int],
+        options: DiscoveryOptions,
+        progress: ProgressCallback | None = None,
+    ) -> dict[int, PortState]:
+        """Return a state for every requested port."""
+        ...

@@ -1,0 +1,73 @@
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from scanner.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["scan"],
+        ["scan", ""],
+        ["scan", "127.0.0.1", "--ports", "999999"],
+        ["scan", "127.0.0.1", "--ports", "1-2-3"],
+        ["scan", "10.0.0.0/8"],
+        ["scan", "127.0.0.1", "--engine", "warp"],
+        ["scan", "127.0.0.1", "--format", "xml"],
+        ["scan", "127.0.0.1", "--no-such-flag"],
+        ["scan", "127.0.0.1", "--rate", "0"],
+        ["scan", "127.0.0.1", "--timeout", "-1"],
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("exposure: error: ")
+    assert "Traceback" not in captured.err
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.startswith("exposure ")
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+def test_json_report_contract_on_loopback(listener: int, capsys: pytest.CaptureFixture) -> None:
+    code = main(["scan", "127.0.0.1", "--engine", "connect", "--ports", str(listener),
+                 "--format", "json", "--timeout", "0.5"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["schema"] == "exposure-report/1"
+    assert report["tool"]["name"] == "exposure"
+    scan = report["scan"]
+    for key in ("id", "started_at", "finished_at", "duration_s", "engine", "ports_requested",
+                "complete", "errors"):
+        assert key in scan
+    assert scan["engine"] == "connect" and scan["ports_requested"] == 1 and scan["complete"]
+    (target,) = report["targets"]
+    assert target["input"] == "127.0.0.1" and target["address"] == "127.0.0.1"
+    assert target["ports"][0]["port"] == listener and target["ports"][0]["state"] == "open"
+    assert target["filtered_count"] == 0 and target["findings"] == []
+
+
+def test_table_goes_to_stdout_only(listener: int, capsys: pytest.CaptureFixture) -> None:
+    assert main(["scan", "127.0.0.1", "--engine", "connect", "--ports", str(listener)]) == 0
+    captured = capsys.readouterr()
+    assert f"{listener}/tcp" in captured.out and "open" in captured.out
+    assert "\x1b[" not in captured.out  # not a terminal: no colour codes
+    assert captured.err == ""

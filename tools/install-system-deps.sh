@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages exposure and its test lab need, only those that are missing.
+# Daemons are installed for the lab, which starts its own copies inside network namespaces;
+# a temporary policy-rc.d keeps the packages from starting system-wide services on install.
+set -euo pipefail
+
+PACKAGES=(
+    python3-venv                       # the virtualenv
+    make                               # the README's commands
+    nmap                               # nmap engine and -sV fallback; benchmark baseline
+    iproute2 iptables                  # lab: network namespaces, the home "router"
+    openssh-server dropbear-bin        # lab: real SSH servers
+    nginx-light                        # lab: HTTP and TLS endpoints
+    mosquitto                          # lab: MQTT broker
+    openssl ca-certificates            # TLS tooling
+    ssh-audit                          # cross-checks our SSH algorithm lists
+    procps time                        # ps, /usr/bin/time for peak-memory measurements
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+echo "installing Debian packages: ${missing[*]}" >&2
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod +x "$policy"
+    created_policy=1
+fi
+cleanup() { if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
