@@ -25,13 +25,13 @@ def safe_text(
 ) -> str:
     """Printable text of at most `limit` characters (plus a visible truncation mark)."""
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    truncated = len(text) > limit
-    text = text[:limit]
-    text = _UNSAFE.sub(_replacement, text)
+    cleaned = _UNSAFE.sub(_replacement, text[: limit + 1])
     if not keep_newlines:
-        text = text.replace("\n", "\\n").replace("\t", " ")
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cs", "Co", "Cn"))
-    return text + TRUNCATION_MARK if truncated else text
+        cleaned = cleaned.replace("\n", "\\n").replace("\t", " ")
+    cleaned = "".join(ch for ch in cleaned if unicodedata.category(ch) not in ("Cs", "Co", "Cn"))
+    if len(text) > limit or len(cleaned) > limit:  # escapes may lengthen it: cap the result
+        return cleaned[:limit] + TRUNCATION_MARK
+    return cleaned
 
 
 def _replacement(match: re.Match[str]) -> str:

@@ -1,0 +1,285 @@
+"""HTTP on any port (plain or inside TLS): status, Server, title, redirects, favicon hash.
+
+Requests are what a browser's first visit would send: GET with a normal Host header and a
+User-Agent that names us. Redirects are followed a few times, and only to the exact origin
+being identified. Reads go through the bounded channel; parsing is in http_parse.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import mmh3
+
+from scanner import __version__
+from scanner.identification.connection import (
+    RECV_CHUNK,
+    ByteCapReached,
+    Channel,
+    ProbeTimeout,
+)
+from scanner.identification.http_parse import (
+    BODY_CAP,
+    HEAD_CAP,
+    REDIRECT_STATUSES,
+    ChunkedDecoder,
+    HttpHead,
+    Origin,
+    body_expected,
+    content_length,
+    data_uri_bytes,
+    decode_content,
+    extract_icon_links,
+    extract_title,
+    find_head_end,
+    header_summary,
+    html_text,
+    is_chunked,
+    looks_like_http,
+    missing_security_headers,
+    parse_head,
+    resolve_same_origin,
+)
+from scanner.identification.products import (
+    HTTP_SERVER_RULES,
+    HTTP_TITLE_RULES,
+    ProductMatch,
+    match_product,
+)
+from scanner.report.sanitize import safe_text
+
+USER_AGENT = f"exposure/{__version__} (external exposure scanner)"
+MAX_REDIRECTS = 3
+NOT_HTTP_KEEP = 4096  # what we keep of a non-HTTP answer, to classify it
+ChannelOpener = Callable[[], AbstractAsyncContextManager[Channel]]
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    path: str  # the request target that produced it
+    head: HttpHead
+    raw_head: bytes
+    body: bytes  # content-decoded and capped
+    body_complete: bool
+
+
+@dataclass(frozen=True)
+class NotHttp:
+    data: bytes  # what came back instead; empty when the server closed or stayed silent
+
+
+@dataclass(frozen=True)
+class Redirect:
+    status: int
+    location: str
+    followed: bool
+
+
+@dataclass(frozen=True)
+class Favicon:
+    path: str  # request target, or "data:" for an inline icon
+    mmh3: int
+    size: int
+
+
+@dataclass(frozen=True)
+class HttpSurvey:
+    first: HttpResponse  # the answer to GET /: what Shodan would store
+    final: HttpResponse  # after same-origin redirects
+    redirects: tuple[Redirect, ...]
+    title: str | None
+    favicon: Favicon | None
+
+
+def build_request(origin: Origin, path: str, method: str = "GET") -> bytes:
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {origin.host_header}",
+        f"User-Agent: {USER_AGENT}",
+        "Accept: text/html,application/xhtml+xml,*/*;q=0.8",
+        "Accept-Encoding: gzip",
+        "Connection: close",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii", "replace")
+
+
+async def exchange(
+    channel: Channel, origin: Origin, path: str, first_byte_deadline: float
+) -> HttpResponse | NotHttp:
+    """One request on an open channel. The answer must start by `first_byte_deadline`."""
+    await channel.send(build_request(origin, path))
+    return await read_response(channel, path, first_byte_deadline)
+
+
+async def read_response(
+    channel: Channel, path: str, first_byte_deadline: float
+) -> HttpResponse | NotHttp:
+    buffer = bytearray()
+    deadline = first_byte_deadline
+    head_end: int | None = None
+    while head_end is None and len(buffer) <= HEAD_CAP:
+        try:
+            chunk = await channel.recv(RECV_CHUNK, deadline)
+        except (ProbeTimeout, ByteCapReached):
+            break
+        if not chunk:
+            break
+        buffer += chunk
+        if not looks_like_http(bytes(buffer[:5])):
+            return NotHttp(bytes(buffer[:NOT_HTTP_KEEP]))
+        deadline = channel.deadline  # it answers: the head may take the connection's time
+        head_end = find_head_end(bytes(buffer), len(buffer) - len(chunk) - 3)
+    if not buffer or not buffer.startswith(b"HTTP/"):
+        return NotHttp(bytes(buffer[:NOT_HTTP_KEEP]))
+    head = parse_head(bytes(buffer[: head_end or HEAD_CAP]))
+    if head is None:
+        return NotHttp(bytes(buffer[:NOT_HTTP_KEEP]))
+    if head_end is None:  # endless or cut-off headers: keep what parsed, skip the body
+        return HttpResponse(path, head, bytes(buffer[:HEAD_CAP]), b"", False)
+    raw_body, complete = await _read_body(channel, head, bytes(buffer[head_end:]))
+    body, decoded_complete = decode_content(raw_body, head.get("content-encoding"))
+    return HttpResponse(path, head, bytes(buffer[:head_end]), body, complete and decoded_complete)
+
+
+async def _read_body(channel: Channel, head: HttpHead, initial: bytes) -> tuple[bytes, bool]:
+    """The body per its framing, at most BODY_CAP raw bytes: (bytes, complete)."""
+    if not body_expected(head, "GET"):
+        return b"", True
+    length = content_length(head)
+    chunks = ChunkedDecoder() if is_chunked(head) else None
+    buffer = bytearray()
+    chunk = initial
+    ended = False
+    while True:
+        buffer += chunk
+        if chunks is not None:
+            chunks.feed(chunk)
+            if chunks.done:
+                return bytes(chunks.body), True
+        elif length is not None and len(buffer) >= length:
+            return bytes(buffer[:length]), True
+        if ended or len(buffer) >= BODY_CAP:
+            break
+        try:
+            chunk = await channel.recv(min(RECV_CHUNK, BODY_CAP - len(buffer)), channel.deadline)
+        except (ProbeTimeout, ByteCapReached):
+            break
+        ended = not chunk
+    if chunks is not None:
+        return bytes(chunks.body), False
+    if length is not None:
+        return bytes(buffer[:length]), len(buffer) >= length
+    return bytes(buffer[:BODY_CAP]), ended  # no framing: complete only at end of stream
+
+
+async def fetch(open_channel: ChannelOpener, origin: Origin, path: str) -> HttpResponse | None:
+    """GET on a fresh connection; None when it fails or is not HTTP."""
+    try:
+        async with open_channel() as channel:
+            answer = await exchange(channel, origin, path, channel.deadline)
+    except (OSError, ProbeTimeout, ByteCapReached, ssl.SSLError):
+        return None
+    return answer if isinstance(answer, HttpResponse) else None
+
+
+async def follow_redirects(
+    response: HttpResponse, open_channel: ChannelOpener, origin: Origin, limit: int
+) -> tuple[HttpResponse, tuple[Redirect, ...]]:
+    """Follow same-origin redirects at most `limit` times; never the same target twice."""
+    hops: list[Redirect] = []
+    seen = {response.path}
+    while response.head.status in REDIRECT_STATUSES and len(hops) < limit:
+        location = response.head.get("location") or ""
+        target = resolve_same_origin(origin, response.path, location)
+        follow = target is not None and target not in seen
+        hops.append(Redirect(response.head.status, safe_text(location, 512), follow))
+        if target is None or not follow:
+            break
+        seen.add(target)
+        following = await fetch(open_channel, origin, target)
+        if following is None:
+            break
+        response = following
+    return response, tuple(hops)
+
+
+async def survey(first: HttpResponse, open_channel: ChannelOpener, origin: Origin) -> HttpSurvey:
+    """Everything we learn over HTTP after the first answer: redirects, title, favicon."""
+    final, redirects = await follow_redirects(first, open_channel, origin, MAX_REDIRECTS)
+    page = html_text(final.body, final.head.get("content-type"))
+    favicon = await _favicon(page, final, open_channel, origin)
+    return HttpSurvey(first, final, redirects, extract_title(page), favicon)
+
+
+async def _favicon(
+    page: str, final: HttpResponse, open_channel: ChannelOpener, origin: Origin
+) -> Favicon | None:
+    """The icon the page names (first usable <link rel=icon>), else /favicon.ico."""
+    target = "/favicon.ico"
+    for link in extract_icon_links(page):
+        inline = data_uri_bytes(link)
+        if inline:
+            return Favicon("data:", favicon_hash(inline), len(inline))
+        resolved = resolve_same_origin(origin, final.path, link)
+        if resolved:
+            target = resolved
+            break
+    response = await fetch(open_channel, origin, target)
+    if response is None:
+        return None
+    response, _ = await follow_redirects(response, open_channel, origin, 2)
+    if response.head.status != 200 or not response.body or not response.body_complete:
+        return None
+    return Favicon(response.path, favicon_hash(response.body), len(response.body))
+
+
+def favicon_hash(icon: bytes) -> int:
+    """Shodan's http.favicon.hash: MurmurHash3 (signed 32-bit) of the base64 with newlines."""
+    return int(mmh3.hash(base64.encodebytes(icon)))
+
+
+# --- what the survey means (pure) -------------------------------------------------------
+
+
+def http_product(survey: HttpSurvey) -> ProductMatch | None:
+    """The application if the title names one, else the web server software."""
+    if survey.title:
+        application = match_product(HTTP_TITLE_RULES, survey.title)
+        if application:
+            return application
+    for header in ("server", "x-powered-by"):
+        value = survey.final.head.get(header) or survey.first.head.get(header)
+        if value:
+            match = match_product(HTTP_SERVER_RULES, value)
+            if match:
+                return match
+    return None
+
+
+def http_details(survey: HttpSurvey, scheme: str) -> dict[str, Any]:
+    head = survey.final.head
+    server = head.get("server") or survey.first.head.get("server")
+    return {
+        "status": head.status,
+        "title": survey.title,
+        "server": safe_text(server, 256) if server is not None else None,
+        "favicon_mmh3": survey.favicon.mmh3 if survey.favicon else None,
+        "favicon_path": safe_text(survey.favicon.path, 256) if survey.favicon else None,
+        "path": safe_text(survey.final.path, 256),
+        "headers": header_summary(head),
+        "missing_security_headers": missing_security_headers(head, scheme),
+        "redirects": [
+            {"status": hop.status, "location": hop.location, "followed": hop.followed}
+            for hop in survey.redirects
+        ],
+    }
+
+
+def status_line(response: HttpResponse) -> str:
+    head = response.head
+    return safe_text(f"HTTP/{head.version} {head.status} {head.reason}".strip(), 200)
