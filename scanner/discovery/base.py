@@ -21,7 +21,7 @@ class DiscoveryOptions:
     rate: int = 2000  # packets (or connection attempts) per second, never exceeded
     timeout: float = 1.0  # seconds to wait for an answer to one probe
     retries: int = 1  # extra probes for a port that did not answer before it counts as filtered
-    max_concurrency: int = 2048  # connect engine: sockets in flight at once
+    max_concurrency: int = 10000  # connect engine: sockets in flight at once (also fd-capped)
 
 
 # Called with (ports done, ports total) as the scan progresses; must be cheap.

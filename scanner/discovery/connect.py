@@ -92,24 +92,16 @@ async def _run_pass(
     concurrency: int,
     limiter: AsyncRateLimiter,
 ) -> dict[int, PortState]:
-    slots = asyncio.Semaphore(concurrency)
+    """`concurrency` workers share one iterator of ports: no task or semaphore per probe."""
     results: dict[int, PortState] = {}
-    tasks: set[asyncio.Task[None]] = set()
+    remaining = iter(ports)
 
-    async def probe_and_record(port: int) -> None:
-        try:
+    async def worker() -> None:
+        for port in remaining:
+            await limiter.wait()
             results[port] = await _probe(family, host, port, options.timeout)
-        finally:
-            slots.release()
 
-    for port in ports:
-        await slots.acquire()
-        await limiter.wait()
-        task = asyncio.create_task(probe_and_record(port))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    while tasks:
-        await asyncio.gather(*list(tasks))
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(ports)))))
     return results
 
 
@@ -143,20 +135,21 @@ async def _open_socket(family: int) -> socket.socket:
 
 
 async def _wait_writable(sock: socket.socket, timeout: float) -> None:
+    """Until the socket is writable (handshake answered) or the timeout passes."""
     loop = asyncio.get_running_loop()
-    writable = loop.create_future()
-
-    def mark_writable() -> None:
-        if not writable.done():
-            writable.set_result(None)
-
-    loop.add_writer(sock.fileno(), mark_writable)
+    woken = loop.create_future()
+    loop.add_writer(sock.fileno(), _wake, woken)
+    timer = loop.call_later(timeout, _wake, woken)
     try:
-        await asyncio.wait_for(writable, timeout)
-    except TimeoutError:
-        pass
+        await woken
     finally:
+        timer.cancel()
         loop.remove_writer(sock.fileno())
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _ask_kernel(sock: socket.socket) -> PortState:

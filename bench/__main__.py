@@ -1,0 +1,164 @@
+"""Full-range discovery on the lab's home host: exposure's engines next to nmap, in one run.
+
+Each contender runs as its own process inside the lab's scan namespace under /usr/bin/time,
+so wall time and peak RSS are measured the same way for all. Recall is open ports found over
+open ports that exist; a "false open" is a port reported open where nothing listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from scanner.discovery.base import PortState
+from scanner.discovery.nmap_engine import parse_nmap_xml
+from tests.lab import Lab
+
+EXPOSURE = [sys.executable, "-m", "scanner"]
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Contender:
+    name: str
+    argv: list[str]
+    open_ports: Callable[[Path], set[int]]  # reads the contender's output file
+    target_s: float | None = None  # the SPEC/issue target, when there is one
+
+
+@dataclass
+class Measurement:
+    name: str
+    wall_s: float
+    peak_rss_mb: float
+    found: int
+    expected: int
+    false_open: int
+    exit_code: int
+    target_s: float | None
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.expected if self.expected else 1.0
+
+    @property
+    def verdict(self) -> str:
+        accurate = self.recall == 1.0 and self.false_open == 0
+        in_time = self.target_s is None or self.wall_s <= self.target_s
+        if self.target_s is None:
+            return "baseline"
+        return "PASS" if accurate and in_time else "FAIL"
+
+
+def exposure_open_ports(report_path: Path) -> set[int]:
+    report = json.loads(report_path.read_text())
+    return {
+        port["port"]
+        for target in report["targets"]
+        for port in target["ports"]
+        if port["state"] == "open"
+    }
+
+
+def nmap_open_ports(xml_path: Path) -> set[int]:
+    states = parse_nmap_xml(xml_path.read_text(), Lab.HOME_V4)
+    return {port for port, state in states.items() if state is PortState.OPEN}
+
+
+def contenders(out: Path, syn_rate: int, connect_rate: int) -> list[Contender]:
+    target = Lab.HOME_V4
+    timeout = ["--timeout", "0.5", "--format", "json", "--fail-on", "never"]
+    return [
+        Contender(
+            "exposure syn",
+            [*EXPOSURE, "scan", target, "--ports", "all", "--engine", "syn",
+             "--rate", str(syn_rate), *timeout, "-o", str(out / "syn.json")],
+            lambda _: exposure_open_ports(out / "syn.json"),
+            target_s=3.0,
+        ),
+        Contender(
+            "exposure connect",
+            [*EXPOSURE, "scan", target, "--ports", "all", "--engine", "connect",
+             "--rate", str(connect_rate), *timeout, "-o", str(out / "connect.json")],
+            lambda _: exposure_open_ports(out / "connect.json"),
+            target_s=20.0,
+        ),
+        Contender(
+            "nmap -sS -T4 -p-",
+            ["nmap", "-sS", "-T4", "-p-", "-Pn", "-n", "-oX", str(out / "nmap_t4.xml"), target],
+            lambda _: nmap_open_ports(out / "nmap_t4.xml"),
+        ),
+        Contender(
+            "nmap -sS -p- --min-rate 20000",
+            ["nmap", "-sS", "-p-", "--min-rate", "20000", "-Pn", "-n",
+             "-oX", str(out / "nmap_rate.xml"), target],
+            lambda _: nmap_open_ports(out / "nmap_rate.xml"),
+        ),
+    ]
+
+
+def measure(lab: Lab, contender: Contender, out: Path) -> Measurement:
+    timing = out / f"{contender.name.replace(' ', '_')}.time"
+    argv = ["/usr/bin/time", "-f", "%e %M", "-o", str(timing), *contender.argv]
+    completed = lab.run_in_scan(argv, capture_output=True, text=True, timeout=600, check=False)
+    wall, peak_kb = timing.read_text().split()[-2:]
+    found = contender.open_ports(out) if completed.returncode == 0 else set()
+    expected = set(lab.open_ports)
+    return Measurement(
+        name=contender.name,
+        wall_s=float(wall),
+        peak_rss_mb=int(peak_kb) / 1024,
+        found=len(found & expected),
+        expected=len(expected),
+        false_open=len(found - expected),
+        exit_code=completed.returncode,
+        target_s=contender.target_s,
+    )
+
+
+def print_table(results: list[Measurement]) -> None:
+    print(f"{'contender':34} {'wall s':>8} {'peak MB':>8} {'recall':>8} {'false open':>11}"
+          f" {'target':>8}  verdict")
+    for result in results:
+        target = f"<={result.target_s:g} s" if result.target_s else ""
+        print(f"{result.name:34} {result.wall_s:8.2f} {result.peak_rss_mb:8.1f} "
+              f"{result.recall:8.0%} {result.false_open:11d} {target:>8}  {result.verdict}")
+    by_name = {result.name: result for result in results}
+    syn = by_name.get("exposure syn")
+    if syn:
+        for other in results:
+            if other is not syn and other.wall_s:
+                ratio = other.wall_s / syn.wall_s
+                print(f"  {other.name} takes {ratio:.1f}x the syn engine's time")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--syn-rate", type=int, default=150_000)
+    parser.add_argument("--connect-rate", type=int, default=40_000)
+    parser.add_argument("--skip-slow-nmap", action="store_true", help="skip nmap -T4 (~90 s)")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    results: list[Measurement] = []
+    with tempfile.TemporaryDirectory() as scratch, Lab() as lab:
+        out = Path(scratch)
+        print(f"lab home {Lab.HOME_V4}: open {sorted(lab.open_ports)}, closed "
+              f"{lab.closed_port}, everything else dropped; full range 1-65535\n", flush=True)
+        for contender in contenders(out, args.syn_rate, args.connect_rate):
+            if args.skip_slow_nmap and "-T4" in contender.name:
+                continue
+            results.append(measure(lab, contender, out))
+            print(f"  measured {contender.name}: {results[-1].wall_s:.2f} s", flush=True)
+    print()
+    print_table(results)
+    (RESULTS / "discovery.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 0 if all(result.verdict != "FAIL" for result in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
