@@ -7,19 +7,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from scanner.checks.base import CheckOptions
+from scanner.checks.runner import PortChecks, run_checks
 from scanner.discovery import DiscoveryOptions, HostDiscovery, PortState, choose_engine, discover
 from scanner.findings import Finding, Severity
+from scanner.identification import IdentifyOptions, ServiceIdentity, identify_services
 from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.targets import TOP_PORTS, Target, parse_targets
 
-# (target being scanned, ports done, ports total) -> None
-ScanProgress = Callable[[Target, int, int], None]
+# (target, phase, steps done, steps total) -> None; phase: "discovery", "identification", "checks"
+ScanProgress = Callable[[Target, str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,10 @@ class ScanOptions:
     engine: str = "auto"
     discovery: DiscoveryOptions = field(default_factory=DiscoveryOptions)
     allow_large_range: bool = False
+    identify: bool = True  # what runs on each open port (off: discovery only)
+    identification: IdentifyOptions = field(default_factory=IdentifyOptions)
+    run_checks: bool = True  # needs identify
+    checks: CheckOptions = field(default_factory=CheckOptions)
 
 
 def scan(
@@ -57,7 +65,7 @@ def scan(
     for target in targets:
         def report_progress(done: int, total: int, target: Target = target) -> None:
             if progress:
-                progress(target, done, total)
+                progress(target, "discovery", done, total)
 
         try:
             found = discover(
@@ -67,10 +75,60 @@ def scan(
             report.complete = False
             report.errors.append(f"{target.address}: discovery failed: {error}")
             continue
-        report.targets.append(_target_report(target, found))
+        target_report = _target_report(target, found)
+        report.targets.append(target_report)
+        open_ports = [] if found.answers_all_ports else found.ports_in(PortState.OPEN)
+        if options.identify and open_ports:
+            _identify_and_check(target, target_report, open_ports, options, progress, report)
     report.finished_at = _now()
     report.duration_s = time.monotonic() - started
+    for target_report in report.targets:
+        target_report.findings.sort(key=lambda finding: (-finding.severity.rank, finding.port or 0))
     return report
+
+
+def _identify_and_check(
+    target: Target,
+    target_report: TargetReport,
+    open_ports: list[int],
+    options: ScanOptions,
+    progress: ScanProgress | None,
+    report: ScanReport,
+) -> None:
+    if progress:
+        progress(target, "identification", 0, len(open_ports))
+    identify_options = dataclasses.replace(options.identification, sni=target.hostname)
+    identities = identify_services(target.address, open_ports, identify_options)
+    by_port = {port.port: port for port in target_report.ports}
+    for port, identity in identities.items():
+        _apply_identity(by_port[port], identity)
+    if not options.run_checks:
+        return
+    if progress:
+        progress(target, "checks", 0, len(open_ports))
+    for port, outcome in sorted(run_checks(target, identities, options.checks).items()):
+        _apply_checks(by_port[port], outcome, target_report, report)
+
+
+def _apply_identity(port: PortReport, identity: ServiceIdentity) -> None:
+    port.service = identity.service
+    port.product = identity.product
+    port.version = identity.version
+    port.tls = identity.tls
+    port.banner = identity.banner
+    port.details.update(identity.details)
+    if identity.source != "probe":
+        port.details["identified_by"] = identity.source
+
+
+def _apply_checks(
+    port: PortReport, outcome: PortChecks, target_report: TargetReport, report: ScanReport
+) -> None:
+    port.details.update(outcome.details)
+    target_report.findings.extend(outcome.findings)
+    target_report.notes.extend(f"port {port.port}: {note}" for note in outcome.notes)
+    for error in outcome.errors:
+        report.errors.append(f"{target_report.address}: {error}")
 
 
 def _target_report(target: Target, found: HostDiscovery) -> TargetReport:

@@ -14,6 +14,8 @@ from typer.exceptions import Abort, TyperException
 
 from scanner import __version__
 from scanner.api import ScanOptions, scan
+from scanner.checks.base import CheckOptions
+from scanner.checks.registry import catalogue
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
 from scanner.errors import BadInput, ScanFailed
 from scanner.findings import Severity
@@ -70,18 +72,42 @@ def scan_command(
     allow_large_range: Annotated[
         bool, typer.Option(help=f"Allow networks larger than a /24 (up to {65536} addresses).")
     ] = False,
+    active: Annotated[
+        bool,
+        typer.Option(help="Confirm some findings one step further (never logs in, never writes)."),
+    ] = False,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="PEM file of extra trusted CAs (private CA, the lab).")
+    ] = None,
+    identify: Annotated[
+        bool, typer.Option(help="Identify services and run checks (off: port states only).")
+    ] = True,
 ) -> int:
     """Scan TARGET(s) from the outside and report what is exposed."""
     _check_numbers(rate, timeout, retries)
+    if ca_file is not None and not ca_file.is_file():
+        raise BadInput(f"--ca-file {ca_file}: no such file")
     options = ScanOptions(
         ports=parse_port_spec(ports),
         engine=engine,
         discovery=DiscoveryOptions(rate=rate, timeout=timeout, retries=retries),
         allow_large_range=allow_large_range,
+        identify=identify,
+        checks=CheckOptions(active=active, ca_file=ca_file),
     )
     report = _run_with_progress(targets, options)
     _write_report(report, output_format, output)
     return _exit_code(report, fail_on)
+
+
+@app.command("checks")
+def checks_command(
+    list_all: Annotated[bool, typer.Option("--list", help="List every finding id.")] = True,
+) -> int:
+    """The finding catalogue: every id a check can report, with its usual severity."""
+    for spec in catalogue():
+        typer.echo(f"{spec.id:34} {spec.severity!s:9} {spec.title}")
+    return EXIT_OK
 
 
 @app.command("version")
@@ -107,16 +133,16 @@ def _run_with_progress(targets: list[str], options: ScanOptions) -> ScanReport:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} ports"),
+        TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=stderr, transient=True) as bar:
         tasks: dict[str, int] = {}
 
-        def show(target: Target, done: int, total: int) -> None:
-            key = str(target.address)
+        def show(target: Target, phase: str, done: int, total: int) -> None:
+            key = f"{target.address} {phase}"
             if key not in tasks:
-                tasks[key] = bar.add_task(f"scanning {key}", total=total)
+                tasks[key] = bar.add_task(f"{target.address}: {phase}", total=total)
             bar.update(tasks[key], completed=done, total=total)
 
         return scan(targets, options, progress=show)

@@ -1,0 +1,92 @@
+"""What a check is: one small unit that looks at one open port and may produce findings.
+
+A check declares the findings it can produce (its catalogue entries), says whether it applies
+to a port from what identification learnt, and runs. It never prints: findings and details
+are data, rendered later by the reports. Adding a check is adding one module to this package
+that defines `CHECK` (see registry.py), plus its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from scanner.findings import Finding, Severity
+from scanner.identification.model import ServiceIdentity
+from scanner.targets import Target
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    """A catalogue entry: a stable id, its usual severity and a one-line meaning."""
+
+    id: str
+    severity: Severity
+    title: str
+    references: tuple[str, ...] = ()
+
+    def finding(
+        self,
+        *,
+        port: int | None,
+        evidence: str,
+        remediation: str,
+        title: str | None = None,
+        severity: Severity | None = None,
+        protocol: str = "tcp",
+    ) -> Finding:
+        return Finding(
+            id=self.id,
+            severity=severity or self.severity,
+            title=title or self.title,
+            evidence=evidence,
+            remediation=remediation,
+            port=port,
+            protocol=protocol,
+            references=self.references,
+        )
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    timeout: float = 5.0  # seconds for one network exchange of a check
+    active: bool = False  # --active: confirmations one step further (never tokens, never writes)
+    ca_file: Path | None = None  # --ca-file: extra trust anchors for TLS checks
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything a check may know about the port it looks at."""
+
+    target: Target  # address, and the hostname the user typed (TLS SNI, HTTP Host)
+    port: int
+    identity: ServiceIdentity
+    options: CheckOptions
+    # details other checks produced for this port first (see Check.after)
+    earlier: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def host_header(self) -> str:
+        name = self.target.hostname or str(self.target.address)
+        if self.target.hostname is None and self.target.address.version == 6:
+            name = f"[{name}]"
+        return name if self.port in (80, 443) else f"{name}:{self.port}"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    findings: tuple[Finding, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)  # merged into the port's details
+    notes: tuple[str, ...] = ()  # what could not be verified, said plainly
+
+
+class Check(Protocol):
+    name: str  # short, unique: "ssh", "tls", "ha", "mqtt" ...
+    catalogue: tuple[FindingSpec, ...]
+    after: tuple[str, ...]  # names of checks whose details this one reads (run them first)
+
+    def applies(self, context: CheckContext) -> bool: ...
+
+    def run(self, context: CheckContext) -> CheckResult: ...
