@@ -49,7 +49,7 @@ def listener() -> Iterator[int]:
 
 def test_json_report_contract_on_loopback(listener: int, capsys: pytest.CaptureFixture) -> None:
     code = main(["scan", "127.0.0.1", "--engine", "connect", "--ports", str(listener),
-                 "--format", "json", "--timeout", "0.5"])
+                 "--format", "json", "--timeout", "0.5", "--no-identify"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["schema"] == "exposure-report/1"
@@ -66,7 +66,8 @@ def test_json_report_contract_on_loopback(listener: int, capsys: pytest.CaptureF
 
 
 def test_table_goes_to_stdout_only(listener: int, capsys: pytest.CaptureFixture) -> None:
-    assert main(["scan", "127.0.0.1", "--engine", "connect", "--ports", str(listener)]) == 0
+    argv = ["scan", "127.0.0.1", "--engine", "connect", "--ports", str(listener), "--no-identify"]
+    assert main(argv) == 0
     captured = capsys.readouterr()
     assert f"{listener}/tcp" in captured.out and "open" in captured.out
     assert "\x1b[" not in captured.out  # not a terminal: no colour codes

@@ -1,4 +1,4 @@
-"""The `exposure` command line: a thin shell over scanner.api (SPEC "Command line")."""
+"""`exposure scan`, `exposure checks`, `exposure version`."""
 
 from __future__ import annotations
 
@@ -10,29 +10,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from typer.exceptions import Abort, TyperException
 
 from scanner import __version__
 from scanner.api import ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.checks.registry import catalogue
+from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, app
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
-from scanner.errors import BadInput, ScanFailed
+from scanner.errors import BadInput
 from scanner.findings import Severity
 from scanner.report.json_report import render_json
 from scanner.report.model import ScanReport
 from scanner.report.terminal import render_terminal
 from scanner.targets import Target, parse_port_spec
-
-EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_SCAN_FAILED = 0, 1, 2, 3
-
-app = typer.Typer(
-    name="exposure",
-    help="See your network the way the internet sees it, and learn what to fix.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 
 
 class OutputFormat(enum.StrEnum):
@@ -173,26 +163,3 @@ def _exit_code(report: ScanReport, fail_on: FailOn) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps every failure to SPEC's exit codes with one clear line, no traceback."""
-    args = sys.argv[1:] if argv is None else argv
-    command = typer.main.get_command(app)
-    try:
-        result = command.main(args=args or ["--help"], prog_name="exposure", standalone_mode=False)
-    except BadInput as error:
-        return _fail(EXIT_BAD_INPUT, str(error))
-    except TyperException as error:  # usage errors: unknown option, bad choice, missing target
-        return _fail(EXIT_BAD_INPUT, error.format_message())
-    except Abort:
-        return _fail(130, "interrupted")
-    except ScanFailed as error:
-        return _fail(EXIT_SCAN_FAILED, str(error))
-    except KeyboardInterrupt:
-        return _fail(130, "interrupted")
-    return result if isinstance(result, int) else EXIT_OK
-
-
-def _fail(code: int, message: str) -> int:
-    first_line = message.strip().splitlines()[0] if message.strip() else "error"
-    sys.stderr.write(f"exposure: error: {first_line}\n")
-    return code
