@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from scanner.checks.base import CheckOptions
 from scanner.checks.runner import PortChecks, run_checks
 from scanner.discovery import DiscoveryOptions, HostDiscovery, PortState, choose_engine, discover
-from scanner.findings import Finding, Severity
+from scanner.findings import Finding, FindingSpec, Severity
 from scanner.identification import IdentifyOptions, ServiceIdentity, identify_services
 from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.targets import TOP_PORTS, Target, parse_targets
@@ -149,11 +149,18 @@ def _target_report(target: Target, found: HostDiscovery) -> TargetReport:
     return result
 
 
+ANSWERS_ALL_PORTS = FindingSpec(
+    id="discovery.answers_all_ports",
+    severity=Severity.INFO,
+    title="The host accepts connections on every port",
+)
+# Findings the pipeline itself produces (not a check): part of `exposure checks --list`.
+PIPELINE_CATALOGUE = (ANSWERS_ALL_PORTS,)
+
+
 def _answers_all_ports_finding(found: HostDiscovery) -> Finding:
-    return Finding(
-        id="discovery.answers_all_ports",
-        severity=Severity.INFO,
-        title="The host accepts connections on every port",
+    return ANSWERS_ALL_PORTS.finding(
+        port=None,
         evidence=found.notes[0] if found.notes else "random canary ports answered as open",
         remediation=(
             "Something in front of this address (a tarpit, honeypot, or a firewall/CDN "

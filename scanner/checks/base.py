@@ -13,40 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from scanner.findings import Finding, Severity
+from scanner.findings import Finding, FindingSpec, Severity
 from scanner.identification.model import ServiceIdentity
 from scanner.targets import Target
 
-
-@dataclass(frozen=True)
-class FindingSpec:
-    """A catalogue entry: a stable id, its usual severity and a one-line meaning."""
-
-    id: str
-    severity: Severity
-    title: str
-    references: tuple[str, ...] = ()
-
-    def finding(
-        self,
-        *,
-        port: int | None,
-        evidence: str,
-        remediation: str,
-        title: str | None = None,
-        severity: Severity | None = None,
-        protocol: str = "tcp",
-    ) -> Finding:
-        return Finding(
-            id=self.id,
-            severity=severity or self.severity,
-            title=title or self.title,
-            evidence=evidence,
-            remediation=remediation,
-            port=port,
-            protocol=protocol,
-            references=self.references,
-        )
+# Re-exported so a check module needs only this one import for the framework's types.
+__all__ = [
+    "Check",
+    "CheckContext",
+    "CheckOptions",
+    "CheckResult",
+    "Finding",
+    "FindingSpec",
+    "Severity",
+]
 
 
 @dataclass(frozen=True)

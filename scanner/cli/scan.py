@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scanner import __version__
-from scanner.api import ScanOptions, scan
+from scanner.api import PIPELINE_CATALOGUE, ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.checks.registry import catalogue
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, app
@@ -95,7 +95,7 @@ def checks_command(
     list_all: Annotated[bool, typer.Option("--list", help="List every finding id.")] = True,
 ) -> int:
     """The finding catalogue: every id a check can report, with its usual severity."""
-    for spec in catalogue():
+    for spec in sorted([*catalogue(), *PIPELINE_CATALOGUE], key=lambda spec: spec.id):
         typer.echo(f"{spec.id:34} {spec.severity!s:9} {spec.title}")
     return EXIT_OK
 

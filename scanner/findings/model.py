@@ -53,5 +53,36 @@ class Finding:
         }
 
 
+@dataclass(frozen=True)
+class FindingSpec:
+    """A catalogue entry: a stable id, its usual severity and a one-line meaning."""
+
+    id: str
+    severity: Severity
+    title: str
+    references: tuple[str, ...] = ()
+
+    def finding(
+        self,
+        *,
+        port: int | None,
+        evidence: str,
+        remediation: str,
+        title: str | None = None,
+        severity: Severity | None = None,
+        protocol: str = "tcp",
+    ) -> Finding:
+        return Finding(
+            id=self.id,
+            severity=severity or self.severity,
+            title=title or self.title,
+            evidence=evidence,
+            remediation=remediation,
+            port=port,
+            protocol=protocol,
+            references=self.references,
+        )
+
+
 def worst(findings: list[Finding]) -> Severity | None:
     return max((finding.severity for finding in findings), key=lambda s: s.rank, default=None)
