@@ -31,6 +31,15 @@ class ByteCapReached(Exception):
     """The port has sent all the bytes its budget allows."""
 
 
+class ProbeFailed(Exception):
+    """A probe cannot go on (e.g. the TLS handshake a follow-up request needs failed)."""
+
+
+# What ends one probe but not the identification: network errors (OSError covers
+# ssl.SSLError and our ProbeTimeout), a spent byte budget, a failed precondition.
+PROBE_ERRORS: tuple[type[BaseException], ...] = (OSError, ByteCapReached, ProbeFailed)
+
+
 @dataclass
 class Traffic:
     """What identifying one port cost; tests assert on it, nothing else needs it."""
@@ -86,7 +95,9 @@ class PlainChannel:
     async def send(self, data: bytes) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.sock_sendall(self._sock, data), _seconds_until(self.deadline))
+            await asyncio.wait_for(
+                loop.sock_sendall(self._sock, data), _seconds_until(self.deadline)
+            )
         except TimeoutError:
             raise ProbeTimeout("send timed out") from None
         self._budget.charge_sent(len(data))

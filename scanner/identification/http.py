@@ -8,7 +8,6 @@ being identified. Reads go through the bounded channel; parsing is in http_parse
 from __future__ import annotations
 
 import base64
-import ssl
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import mmh3
 
 from scanner import __version__
 from scanner.identification.connection import (
+    PROBE_ERRORS,
     RECV_CHUNK,
     ByteCapReached,
     Channel,
@@ -133,7 +133,7 @@ async def read_response(
         if not looks_like_http(bytes(buffer[:5])):
             return NotHttp(bytes(buffer[:NOT_HTTP_KEEP]))
         deadline = channel.deadline  # it answers: the head may take the connection's time
-        head_end = find_head_end(bytes(buffer), len(buffer) - len(chunk) - 3)
+        head_end = find_head_end(buffer, len(buffer) - len(chunk) - 3)  # new bytes only
     if not buffer or not buffer.startswith(b"HTTP/"):
         return NotHttp(bytes(buffer[:NOT_HTTP_KEEP]))
     head = parse_head(bytes(buffer[: head_end or HEAD_CAP]))
@@ -182,7 +182,7 @@ async def fetch(open_channel: ChannelOpener, origin: Origin, path: str) -> HttpR
     try:
         async with open_channel() as channel:
             answer = await exchange(channel, origin, path, channel.deadline)
-    except (OSError, ProbeTimeout, ByteCapReached, ssl.SSLError):
+    except PROBE_ERRORS:
         return None
     return answer if isinstance(answer, HttpResponse) else None
 

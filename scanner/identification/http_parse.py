@@ -75,7 +75,7 @@ def looks_like_http(prefix: bytes) -> bool:
     return prefix[: len(wanted)] == wanted[: len(prefix)]
 
 
-def find_head_end(buffer: bytes, start: int = 0) -> int | None:
+def find_head_end(buffer: bytes | bytearray, start: int = 0) -> int | None:
     """Index just past the blank line that ends the head; None while it has not arrived.
 
     `start` lets a caller that reads in pieces search only the new bytes (minus 3).
@@ -345,7 +345,7 @@ def _safe_target(target: str) -> str:
 
 def data_uri_bytes(reference: str, cap: int = BODY_CAP) -> bytes | None:
     """The bytes of a base64 `data:` URI (an inline favicon); None for anything else."""
-    if not reference[:5].lower() == "data:":
+    if reference[:5].lower() != "data:":
         return None
     header, separator, payload = reference[5:].partition(",")
     if not separator or not header.lower().endswith(";base64"):

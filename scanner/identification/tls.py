@@ -23,7 +23,6 @@ from cryptography.x509.oid import NameOID
 from scanner.identification.connection import (
     RECV_CHUNK,
     ByteCapReached,
-    Channel,
     PlainChannel,
     ProbeTimeout,
 )
@@ -47,8 +46,13 @@ class TlsOutcome:
 class TlsChannel:
     """A completed TLS session over a PlainChannel; same interface as the plain one."""
 
-    def __init__(self, raw: PlainChannel, tls: ssl.SSLObject, incoming: ssl.MemoryBIO,
-                 outgoing: ssl.MemoryBIO) -> None:
+    def __init__(
+        self,
+        raw: PlainChannel,
+        tls: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
         self._raw = raw
         self._tls = tls
         self._incoming = incoming
@@ -127,7 +131,7 @@ async def start_tls(raw: PlainChannel, sni: str | None, first_reply_deadline: fl
         pending = outgoing.read()
         if pending:
             await raw.send(pending)
-        deadline = raw.deadline if looks_like_tls(bytes(seen)) else first_reply_deadline
+        deadline = raw.deadline if looks_like_tls(bytes(seen[:3])) else first_reply_deadline
         try:
             data = await raw.recv(RECV_CHUNK, deadline)
         except (ProbeTimeout, ByteCapReached):
