@@ -18,7 +18,7 @@ from scanner.checks.base import CheckOptions
 from scanner.checks.runner import PortChecks, run_checks
 from scanner.discovery import DiscoveryOptions, HostDiscovery, PortState, choose_engine, discover
 from scanner.findings import Finding, FindingSpec, Severity
-from scanner.identification import IdentifyOptions, ServiceIdentity, identify_services
+from scanner.identification import IdentifyOptions, ServiceIdentity, identify_services, internetdb
 from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.targets import TOP_PORTS, Target, parse_targets
 
@@ -36,6 +36,8 @@ class ScanOptions:
     identification: IdentifyOptions = field(default_factory=IdentifyOptions)
     run_checks: bool = True  # needs identify
     checks: CheckOptions = field(default_factory=CheckOptions)
+    # --internetdb: compare with what Shodan already has on record (None: off)
+    internetdb_url: str | None = None
 
 
 def scan(
@@ -80,6 +82,8 @@ def scan(
         open_ports = [] if found.answers_all_ports else found.ports_in(PortState.OPEN)
         if options.identify and open_ports:
             _identify_and_check(target, target_report, open_ports, options, progress, report)
+        if options.internetdb_url:
+            _compare_with_internetdb(target, target_report, open_ports, options.internetdb_url)
     report.finished_at = _now()
     report.duration_s = time.monotonic() - started
     for target_report in report.targets:
@@ -108,6 +112,24 @@ def _identify_and_check(
         progress(target, "checks", 0, len(open_ports))
     for port, outcome in sorted(run_checks(target, identities, options.checks).items()):
         _apply_checks(by_port[port], outcome, target_report, report)
+
+
+def _compare_with_internetdb(
+    target: Target, target_report: TargetReport, open_ports: list[int], base_url: str
+) -> None:
+    """Side by side with Shodan's record. A failure is a note, never a failed scan."""
+    own_server = base_url.rstrip("/") != internetdb.DEFAULT_BASE_URL
+    # Shodan only has public IPv4; a server the user points us at may know other addresses.
+    if not (internetdb.eligible(target.address) or (own_server and target.address.version == 4)):
+        target_report.internetdb = {"skipped": "InternetDB covers public IPv4 addresses only"}
+        return
+    result = internetdb.fetch_internetdb(target.address, base_url)
+    if result.record is None:
+        target_report.internetdb = {"warning": result.warning}
+        target_report.notes.append(result.warning or "InternetDB lookup failed")
+        return
+    comparison = internetdb.compare_with_scan(result.record, open_ports)
+    target_report.internetdb = comparison.details
 
 
 def _apply_identity(port: PortReport, identity: ServiceIdentity) -> None:
