@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from scanner.checks.base import CheckOptions
-from scanner.checks.runner import PortChecks, run_checks
+from scanner.checks.runner import PortChecks, merge_details, run_checks
 from scanner.discovery import DiscoveryOptions, HostDiscovery, PortState, choose_engine, discover
 from scanner.findings import Finding, FindingSpec, Severity
 from scanner.identification import IdentifyOptions, ServiceIdentity, identify_services, internetdb
@@ -146,7 +146,9 @@ def _apply_identity(port: PortReport, identity: ServiceIdentity) -> None:
 def _apply_checks(
     port: PortReport, outcome: PortChecks, target_report: TargetReport, report: ScanReport
 ) -> None:
-    port.details.update(outcome.details)
+    merge_details(port.details, outcome.details)
+    if outcome.product:
+        port.product, port.version = outcome.product, outcome.version
     target_report.findings.extend(outcome.findings)
     target_report.notes.extend(f"port {port.port}: {note}" for note in outcome.notes)
     for error in outcome.errors:

@@ -60,6 +60,10 @@ class CheckResult:
     findings: tuple[Finding, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)  # merged into the port's details
     notes: tuple[str, ...] = ()  # what could not be verified, said plainly
+    # The product this check confirmed on the port, with its own evidence (e.g. Home Assistant
+    # behind nginx): replaces what identification guessed from headers.
+    product: str | None = None
+    version: str | None = None
 
 
 class Check(Protocol):

@@ -25,6 +25,8 @@ class PortChecks:
     details: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    product: str | None = None
+    version: str | None = None
 
 
 def run_checks(
@@ -40,6 +42,19 @@ def run_checks(
             lambda port: _check_port(target, port, identities[port], options, chosen), ports
         )
         return dict(zip(ports, results, strict=True))
+
+
+def merge_details(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Nested merge: a check adding details["tls"]["grade"] keeps what identification put in
+    details["tls"] before (the certificate it saw); on a conflict the later, deeper look wins."""
+    for key, value in new.items():
+        current = into.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            merged = dict(current)
+            merge_details(merged, value)
+            into[key] = merged
+        else:
+            into[key] = value
 
 
 def _check_port(
@@ -62,6 +77,8 @@ def _check_port(
             outcome.errors.append(f"{check.name} check on port {port} failed: {error!r}"[:300])
             continue
         outcome.findings.extend(result.findings)
-        outcome.details.update(result.details)
+        merge_details(outcome.details, result.details)
         outcome.notes.extend(result.notes)
+        if result.product:
+            outcome.product, outcome.version = result.product, result.version
     return outcome

@@ -99,13 +99,18 @@ class _Learnt:
         }
 
     def apply_http(self, survey: http.HttpSurvey, scheme: str) -> None:
-        match = http.http_product(survey)
+        server = http.server_product(survey)
+        application = http.title_application(survey)
         self.service = "http"
-        self.product = match.product if match else None
-        self.version = match.version if match else None
-        self.shodan_product = match.shodan_product if match else None
+        self.product = server.product if server else None
+        self.version = server.version if server else None
+        # Shodan tags products from titles too: the view shows what it would index.
+        hinted = application or server
+        self.shodan_product = hinted.shodan_product if hinted else None
         self.banner = http.status_line(survey.first)
         self.details["http"] = http.http_details(survey, scheme)
+        if application:
+            self.details["http"]["application_hint"] = application.product
         self.http_head = head_text(survey.first.raw_head)
         self.title = survey.title
         self.favicon_mmh3 = survey.favicon.mmh3 if survey.favicon else None

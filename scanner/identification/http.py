@@ -246,12 +246,14 @@ def favicon_hash(icon: bytes) -> int:
 # --- what the survey means (pure) -------------------------------------------------------
 
 
-def http_product(survey: HttpSurvey) -> ProductMatch | None:
-    """The application if the title names one, else the web server software."""
-    if survey.title:
-        application = match_product(HTTP_TITLE_RULES, survey.title)
-        if application:
-            return application
+def title_application(survey: HttpSurvey) -> ProductMatch | None:
+    """The application the page title names. A hint only: any page can carry any title, so
+    checks confirm it with the application's own endpoints before anyone relies on it."""
+    return match_product(HTTP_TITLE_RULES, survey.title) if survey.title else None
+
+
+def server_product(survey: HttpSurvey) -> ProductMatch | None:
+    """The web server software its own headers name (Server, X-Powered-By)."""
     for header in ("server", "x-powered-by"):
         value = survey.final.head.get(header) or survey.first.head.get(header)
         if value:

@@ -125,7 +125,9 @@ def test_every_open_port_is_identified_by_probing(home: Lab) -> None:
 def test_favicon_hash_is_that_of_the_served_icon(home: Lab) -> None:
     report = scan_json(home, Lab.HOME_V4, "--ports", str(APP_PORT), *LAB_SPEED)
     entry = _ports(report)[APP_PORT]
-    assert (entry["service"], entry["product"]) == ("http", "Home Assistant")
+    # A title is a hint, not a product: only the HA check's own endpoints confirm HA.
+    assert (entry["service"], entry["product"]) == ("http", "nginx")
+    assert entry["details"]["http"]["application_hint"] == "Home Assistant"
     expected = mmh3.hash(base64.encodebytes(ICON))
     assert entry["details"]["http"]["favicon_mmh3"] == expected
     queries = entry["details"]["shodan"]["queries"]

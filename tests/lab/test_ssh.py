@@ -1,0 +1,370 @@
+"""The SSH check against real servers: OpenSSH 9.2p1 (Debian 12) in six configurations, Dropbear
+2022.83 twice, and paramiko servers for what those cannot do (accept `none`, lack strict kex).
+
+The CLI scans the scanned ports once from the scan namespace (`scan` fixture); the finer tests
+call the audit in-process inside the scan namespace. Two servers are touched by one test only,
+so their logs count exactly what one audit did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from scanner.checks.ssh.algorithms import WEAK
+from scanner.checks.ssh.audit import SshAudit, audit_ssh
+from scanner.checks.ssh.evaluate import verdict
+from tests.lab import support_ssh as servers
+from tests.lab.daemons import Daemon
+from tests.lab.netns import Lab
+from tests.lab.nsutil import call_in_netns
+from tests.lab.scanning import LAB_SPEED, scan_json
+
+pytestmark = pytest.mark.lab
+
+PRE_AUTH_BANNER = b"Authorised access only\x1b]0;owned\x07\x1b[2J\r\n"
+SCANNED: dict[int, Any] = {
+    22: servers.openssh(22, "openssh-password"),
+    2201: servers.openssh(2201, "openssh-keys", servers.KEYS_ONLY, banner=PRE_AUTH_BANNER),
+    2202: servers.openssh(2202, "openssh-kbd", servers.KEYBOARD_INTERACTIVE),
+    2203: servers.openssh(2203, "openssh-hardened", servers.HARDENED),
+    2204: servers.openssh(2204, "openssh-legacy", servers.LEGACY),
+    2205: servers.openssh(2205, "openssh-legacy-only", servers.LEGACY_ONLY),
+    2206: servers.openssh(2206, "openssh-plain-banner", servers.PLAIN_BANNER),
+    2207: servers.openssh(2207, "openssh-unpatched-banner", servers.UNPATCHED_DEBIAN_BANNER),
+    2022: servers.dropbear(2022, "dropbear"),
+    2023: servers.dropbear(2023, "dropbear-keys", ["-s"]),
+    2300: servers.paramiko_sshd(2300, "paramiko-none", accept_none=True),
+    2301: servers.paramiko_sshd(2301, "paramiko-terrapin", strict_kex=False),
+}
+COUNTED_OPENSSH = 2210  # audited by one test only: its log counts one audit
+COUNTED_DROPBEAR = 2024
+SERVICES = [
+    *SCANNED.values(),
+    servers.openssh(COUNTED_OPENSSH, "openssh-counted"),
+    servers.dropbear(COUNTED_DROPBEAR, "dropbear-counted"),
+]
+
+EXPECTED: dict[int, set[str]] = {
+    22: {"ssh.password_auth"},
+    2201: set(),
+    2202: {"ssh.password_auth"},
+    2203: set(),
+    2204: {"ssh.password_auth", "ssh.weak_algorithms"},
+    2205: {"ssh.password_auth", "ssh.weak_algorithms"},
+    2206: {"ssh.cve"},
+    2207: {"ssh.cve"},
+    2022: {"ssh.password_auth", "ssh.weak_algorithms"},
+    2023: {"ssh.weak_algorithms"},
+    2300: {"ssh.no_auth", "ssh.weak_algorithms"},
+    2301: {"ssh.terrapin", "ssh.weak_algorithms"},
+}
+DEBIAN_OPENSSH = (22, 2201, 2202, 2203, 2204, 2205)
+SSH_AUDIT_PORTS = (22, 2203, 2204, 2205, 2022)
+
+
+@pytest.fixture(scope="module")
+def ssh_lab() -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.fail("lab tests need root (network namespaces)", pytrace=False)
+    with Lab(services=SERVICES) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def target(ssh_lab: Lab) -> dict[str, Any]:
+    ports = ",".join(str(port) for port in SCANNED)
+    report = scan_json(ssh_lab, Lab.HOME_V4, "--ports", ports, *LAB_SPEED)
+    (found,) = report["targets"]
+    return found
+
+
+def port_entry(target: dict[str, Any], port: int) -> dict[str, Any]:
+    return next(entry for entry in target["ports"] if entry["port"] == port)
+
+
+def findings(target: dict[str, Any], port: int, prefix: str = "ssh.") -> list[dict[str, Any]]:
+    return [f for f in target["findings"] if f["port"] == port and f["id"].startswith(prefix)]
+
+
+def daemon(lab: Lab, name: str) -> Daemon:
+    return next(d for d in lab.daemons if d.name == name)
+
+
+def in_scan(lab: Lab, address: str, port: int) -> SshAudit:
+    return call_in_netns(lab.scan_ns, lambda: audit_ssh(address, port, 5.0))
+
+
+# --- findings fire where they should, and only there -----------------------------------------
+
+
+@pytest.mark.parametrize("port", list(EXPECTED))
+def test_each_server_gets_exactly_its_findings(target: dict[str, Any], port: int) -> None:
+    assert port_entry(target, port)["service"] == "ssh"
+    assert {f["id"] for f in findings(target, port)} == EXPECTED[port]
+
+
+@pytest.mark.parametrize("port", [2201, 2203])
+def test_keys_only_and_hardened_have_nothing_above_info(target: dict[str, Any], port: int) -> None:
+    assert [f for f in findings(target, port, "") if f["severity"] != "info"] == []
+
+
+def test_password_findings_say_which_method(target: dict[str, Any]) -> None:
+    (password,) = findings(target, 22)
+    assert password["severity"] == "medium" and "with password" in password["title"]
+    (kbd,) = findings(target, 2202)
+    assert "keyboard-interactive" in kbd["title"] and "keyboard-interactive" in kbd["evidence"]
+    assert port_entry(target, 2202)["details"]["ssh"]["auth_methods"] == [
+        "publickey",
+        "keyboard-interactive",
+    ]
+
+
+def test_pre_authentication_banner_is_kept_sanitised(target: dict[str, Any]) -> None:
+    banner = port_entry(target, 2201)["details"]["ssh"]["auth_banner"]
+    assert banner.startswith("Authorised access only")
+    assert "\x1b" not in banner and "\x07" not in banner and "\r" not in banner
+
+
+def test_no_auth_is_critical(target: dict[str, Any]) -> None:
+    (no_auth,) = findings(target, 2300, "ssh.no_auth")
+    assert no_auth["severity"] == "critical"
+    assert port_entry(target, 2300)["details"]["ssh"]["none_auth_accepted"] is True
+
+
+def test_weak_algorithms_say_which_and_why(target: dict[str, Any]) -> None:
+    (weak,) = findings(target, 2204, "ssh.weak_algorithms")
+    assert weak["severity"] == "low"
+    for name in (
+        "diffie-hellman-group1-sha1",
+        "diffie-hellman-group14-sha1",
+        "ssh-rsa",
+        "aes128-cbc",
+        "3des-cbc",
+        "hmac-md5",
+        "hmac-sha1-96",
+    ):
+        assert name in weak["evidence"], name
+    assert "SHA-1" in weak["evidence"] and "CBC" in weak["evidence"]
+
+
+def test_terrapin_fires_without_strict_kex_only(target: dict[str, Any]) -> None:
+    (terrapin,) = findings(target, 2301, "ssh.terrapin")
+    assert terrapin["severity"] == "medium"
+    assert "kex-strict-s-v00@openssh.com" in terrapin["evidence"]
+    assert "-cbc" in terrapin["evidence"] and "-etm@openssh.com" in terrapin["evidence"]
+    # Debian's sshd with CBC and EtM MACs switched on still has strict kex: not exposed
+    legacy = port_entry(target, 2204)["details"]["ssh"]
+    assert legacy["strict_kex"] and "aes128-cbc" in legacy["ciphers"]
+    assert findings(target, 2204, "ssh.terrapin") == []
+
+
+def test_debian_bookworm_openssh_is_neither_regresshion_nor_terrapin(
+    target: dict[str, Any],
+) -> None:
+    installed = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "openssh-server"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    fixed = subprocess.run(
+        ["dpkg", "--compare-versions", installed, "ge", "1:9.2p1-2+deb12u3"], check=False
+    )
+    assert installed.startswith("1:9.2p1-2+deb12u") and fixed.returncode == 0, installed
+    revision = installed.split("-", 1)[1]
+    for port in DEBIAN_OPENSSH:
+        ssh = port_entry(target, port)["details"]["ssh"]
+        assert ssh["banner"] == f"SSH-2.0-OpenSSH_9.2p1 Debian-{revision}"
+        assert ssh["strict_kex"] is True
+        statuses = {a["id"]: a["status"] for a in ssh["advisories"]}
+        assert statuses["CVE-2024-6387"] == "fixed-by-distro"
+        assert findings(target, port, "ssh.cve") == []
+        assert findings(target, port, "ssh.terrapin") == []
+
+
+def test_cve_when_the_banner_cannot_tell_the_patch_level(target: dict[str, Any]) -> None:
+    """`DebianBanner no`: the same patched sshd, but the banner says only OpenSSH_9.2p1."""
+    assert port_entry(target, 2206)["banner"] == "SSH-2.0-OpenSSH_9.2p1"
+    by_cve = {f["title"].split(" by ")[-1]: f for f in findings(target, 2206, "ssh.cve")}
+    regresshion = by_cve["CVE-2024-6387 (regreSSHion), patch level unknown"]
+    assert regresshion["severity"] == "medium"
+    assert "cannot be seen from outside" in regresshion["evidence"]
+    assert by_cve["CVE-2023-38408, patch level unknown"]["severity"] == "info"
+
+
+def test_cve_when_the_banner_shows_an_unpatched_package(target: dict[str, Any]) -> None:
+    """The banner announces Debian's 1:9.2p1-2+deb12u2, the update before the fix."""
+    assert port_entry(target, 2207)["banner"] == "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u2"
+    (regresshion,) = findings(target, 2207, "ssh.cve")
+    assert regresshion["severity"] == "high"
+    assert regresshion["title"] == "SSH server is vulnerable to CVE-2024-6387 (regreSSHion)"
+    assert "predates the fixed 9.2p1-2+deb12u3" in regresshion["evidence"]
+    assert any("qualys.com" in ref for ref in regresshion["references"])
+
+
+def test_dropbear_is_handled_like_openssh(target: dict[str, Any]) -> None:
+    ssh = port_entry(target, 2022)["details"]["ssh"]
+    assert ssh["product"] == "Dropbear" and ssh["version"] == "2022.83"
+    assert ssh["strict_kex"] is True  # Debian's 2022.83-1+deb12u1 has the Terrapin fix
+    assert ssh["auth_methods"] == ["publickey", "password"]
+    assert {key["type"] for key in ssh["host_keys"]} == {"ssh-ed25519", "ssh-rsa"}
+    assert findings(target, 2022, "ssh.cve") == []
+
+
+def test_legacy_only_server_still_answers_our_auth_probe(target: dict[str, Any]) -> None:
+    """ssh-rsa host key + diffie-hellman-group14-sha1 only, as on old routers."""
+    ssh = port_entry(target, 2205)["details"]["ssh"]
+    assert ssh["kex"][:1] == ["diffie-hellman-group14-sha1"]
+    assert ssh["auth_methods"] == ["publickey", "password"]
+    assert [key["type"] for key in ssh["host_keys"]] == ["ssh-rsa"]
+
+
+def test_permit_root_login_said_once_per_ssh_port(target: dict[str, Any]) -> None:
+    for port in SCANNED:
+        notes = [n for n in target["notes"] if n.startswith(f"port {port}:")]
+        root = [n for n in notes if "PermitRootLogin" in n]  # once per port, said plainly
+        assert len(root) == 1 and "cannot be verified from outside" in root[0], port
+
+
+@pytest.mark.parametrize("port", list(SCANNED))
+def test_details_are_complete(target: dict[str, Any], port: int) -> None:
+    ssh = port_entry(target, port)["details"]["ssh"]
+    for key in (
+        "banner",
+        "software",
+        "version",
+        "distro",
+        "kex",
+        "host_keys",
+        "ciphers",
+        "macs",
+        "compression",
+        "strict_kex",
+        "auth_methods",
+    ):
+        assert key in ssh, key
+    assert ssh["host_keys"] and all(key["sha256"].startswith("SHA256:") for key in ssh["host_keys"])
+    assert ssh["audit_seconds"] < 1.0
+    assert "errors" not in ssh
+
+
+def test_ipv6_gives_the_same_answers(ssh_lab: Lab, target: dict[str, Any]) -> None:
+    audit = in_scan(ssh_lab, Lab.HOME_V6, 22)
+    v4 = port_entry(target, 22)["details"]["ssh"]
+    assert audit.auth is not None and audit.auth.methods == ("publickey", "password")
+    ours = [fetched.key.sha256 for fetched in audit.host_keys if fetched.key]
+    assert ours == [key["sha256"] for key in v4["host_keys"]]
+
+
+# --- agreement with ssh-audit (Debian's ssh-audit 2.5.0) -----------------------------------------
+
+
+def ssh_audit_json(lab: Lab, port: int) -> dict[str, Any]:
+    run = lab.run_in_scan(
+        ["ssh-audit", "-j", "-p", str(port), Lab.HOME_V4],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.stdout.strip(), run.stderr
+    return json.loads(run.stdout)
+
+
+@pytest.mark.parametrize("port", SSH_AUDIT_PORTS)
+def test_lists_and_fingerprints_agree_with_ssh_audit(
+    ssh_lab: Lab, target: dict[str, Any], port: int
+) -> None:
+    theirs = ssh_audit_json(ssh_lab, port)
+    ours = port_entry(target, port)["details"]["ssh"]
+    assert ours["banner"] == theirs["banner"]["raw"]
+    assert ours["kex"] == [entry["algorithm"] for entry in theirs["kex"]]
+    assert ours["host_key_algorithms"] == [entry["algorithm"] for entry in theirs["key"]]
+    assert ours["ciphers"] == theirs["enc"]
+    assert ours["macs"] == theirs["mac"]
+    assert ours["compression"] == theirs["compression"]
+    by_type = {key["type"]: key for key in ours["host_keys"]}
+    for fingerprint in theirs["fingerprints"]:
+        if fingerprint["hash_alg"] == "SHA256":
+            assert by_type[fingerprint["hostkey"]]["sha256"] == "SHA256:" + fingerprint["hash"]
+    for entry in theirs["key"]:
+        if "keysize" in entry and entry["algorithm"].startswith(("rsa-", "ssh-rsa")):
+            assert by_type["ssh-rsa"]["bits"] == entry["keysize"]
+
+
+SSH_AUDIT_KINDS = {"kex": "kex", "key": "host_key", "enc": "cipher", "mac": "mac"}
+# ssh-audit fails the NIST P-curves ("using weak elliptic curves"); we deliberately do not
+# (RFC 9142 recommends ecdh-sha2-nistp256; see scanner/checks/ssh/algorithms.py).
+CURVES_ONLY = "using weak elliptic curves"
+
+
+def test_weak_verdicts_agree_with_ssh_audit_database() -> None:
+    """Every algorithm ssh-audit fails we call weak (NIST curves aside); everything we call weak,
+    ssh-audit fails or warns about."""
+    dump = subprocess.run(
+        [
+            "/usr/bin/python3",
+            "-c",
+            "import json; from ssh_audit.ssh2_kexdb import SSH2_KexDB as D; "
+            "print(json.dumps(D.ALGORITHMS))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    database = json.loads(dump)
+    disagreements = []
+    for their_kind, our_kind in SSH_AUDIT_KINDS.items():
+        for name, entry in database[their_kind].items():
+            fails = set(entry[1]) if len(entry) > 1 else set()
+            warns = set(entry[2]) if len(entry) > 2 else set()
+            found = verdict(our_kind, name)
+            weak = found is not None and found.tier == WEAK
+            if fails - {CURVES_ONLY} and not weak:
+                disagreements.append(f"ssh-audit fails {name}, we do not")
+            if weak and not (fails or warns):
+                disagreements.append(f"we call {name} weak, ssh-audit does not")
+    assert disagreements == []
+
+
+# --- what the servers' logs show: few connections, no password attempt --------------------------
+
+
+SCAN_V4_CONNECTION = re.compile(rf"Connection from {re.escape(Lab.SCAN_V4)} port \d+ on ")
+PASSWORD_TRACES = re.compile(r"Failed (password|keyboard-interactive)|Accepted|password for", re.I)
+
+
+def test_openssh_log_one_audit(ssh_lab: Lab) -> None:
+    audit = in_scan(ssh_lab, Lab.HOME_V4, COUNTED_OPENSSH)
+    assert audit.seconds < 1.0, f"one SSH endpoint took {audit.seconds:.3f} s"
+    log = daemon(ssh_lab, "openssh-counted").log_path.read_text()
+    # the algorithms, the auth-methods probe, and the one host key neither of them showed
+    assert len(SCAN_V4_CONNECTION.findall(log)) == audit.connections == 3
+    assert len(audit.host_keys) == 3 and all(k.key for k in audit.host_keys)
+    assert audit.auth is not None and audit.auth.methods == ("publickey", "password")
+    invalid = [line for line in log.splitlines() if line.startswith("Invalid user ")]
+    assert invalid == [f"Invalid user {audit.auth.user} from {Lab.SCAN_V4} port {_port(invalid)}"]
+    assert PASSWORD_TRACES.findall(log) == []
+    assert "Failed" not in log
+
+
+def _port(lines: list[str]) -> str:
+    return lines[0].rsplit(" ", 1)[1] if lines else "?"
+
+
+def test_dropbear_log_one_audit(ssh_lab: Lab) -> None:
+    audit = in_scan(ssh_lab, Lab.HOME_V4, COUNTED_DROPBEAR)
+    assert audit.seconds < 1.0
+    log = daemon(ssh_lab, "dropbear-counted").log_path.read_text()
+    assert log.count(f"Child connection from {Lab.SCAN_V4}:") == audit.connections == 2
+    assert audit.auth is not None and audit.auth.methods == ("publickey", "password")
+    # Dropbear logs the one `none` request for an unknown user; no password ever
+    assert log.count("Login attempt for nonexistent user") == 1
+    assert re.findall(r"password|Bad|auth succeeded", log, re.I) == []
