@@ -26,6 +26,9 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
+    import scanner.cli.monitor
+    import scanner.cli.preflight
+    import scanner.cli.report_commands  # noqa: F401
     from scanner.cli import scan  # noqa: F401
 
 

@@ -16,18 +16,30 @@ from scanner.api import PIPELINE_CATALOGUE, ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.checks.registry import catalogue
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, app
+from scanner.diff import apply_baseline, load_baseline
+from scanner.diff.baseline import PORT_UNEXPECTED
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
 from scanner.errors import BadInput
 from scanner.findings import Severity
+from scanner.identification.internetdb import DEFAULT_BASE_URL as INTERNETDB_DEFAULT_URL
+from scanner.report.html import render_html
 from scanner.report.json_report import render_json
+from scanner.report.markdown import render_markdown
 from scanner.report.model import ScanReport
+from scanner.report.sanitize import safe_text
+from scanner.report.sarif import render_sarif
 from scanner.report.terminal import render_terminal
+from scanner.store import ScanRecorder
 from scanner.targets import Target, parse_port_spec
+from scanner.targets.ports import compress_ports
 
 
 class OutputFormat(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
+    MARKDOWN = "markdown"
+    HTML = "html"
+    SARIF = "sarif"
 
 
 class FailOn(enum.StrEnum):
@@ -72,6 +84,28 @@ def scan_command(
     identify: Annotated[
         bool, typer.Option(help="Identify services and run checks (off: port states only).")
     ] = True,
+    internetdb: Annotated[
+        bool,
+        typer.Option(help="Compare with Shodan's free InternetDB record (public IPv4)."),
+    ] = False,
+    internetdb_url: Annotated[
+        str,
+        typer.Option(envvar="EXPOSURE_INTERNETDB_URL", help="InternetDB base URL (a mirror)."),
+    ] = INTERNETDB_DEFAULT_URL,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Table format: print only the findings.")
+    ] = False,
+    # --- history (scanner/store) and baseline (scanner/diff) ---
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Save the scan in this history database.")
+    ] = None,
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="Do not save this scan in the history.")
+    ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="TOML file of the ports you mean to expose: others are port.unexpected."),
+    ] = None,
 ) -> int:
     """Scan TARGET(s) from the outside and report what is exposed."""
     _check_numbers(rate, timeout, retries)
@@ -84,10 +118,16 @@ def scan_command(
         allow_large_range=allow_large_range,
         identify=identify,
         checks=CheckOptions(active=active, ca_file=ca_file),
+        internetdb_url=internetdb_url if internetdb else None,
     )
-    report = _run_with_progress(targets, options)
-    _write_report(report, output_format, output)
-    return _exit_code(report, fail_on)
+    expected = load_baseline(baseline) if baseline else None
+    recorder = ScanRecorder.for_cli(db, no_store)
+    with recorder.recording(targets, compress_ports(options.ports)):
+        report = _run_with_progress(targets, options)
+        apply_baseline(report, expected)
+        recorder.finish(report)
+    _write_report(report, output_format, output, quiet=quiet)
+    return recorder.exit_code(_exit_code(report, fail_on))
 
 
 @app.command("checks")
@@ -95,7 +135,8 @@ def checks_command(
     list_all: Annotated[bool, typer.Option("--list", help="List every finding id.")] = True,
 ) -> int:
     """The finding catalogue: every id a check can report, with its usual severity."""
-    for spec in sorted([*catalogue(), *PIPELINE_CATALOGUE], key=lambda spec: spec.id):
+    specs = [*catalogue(), *PIPELINE_CATALOGUE, PORT_UNEXPECTED]
+    for spec in sorted(specs, key=lambda spec: spec.id):
         typer.echo(f"{spec.id:34} {spec.severity!s:9} {spec.title}")
     return EXIT_OK
 
@@ -138,19 +179,46 @@ def _run_with_progress(targets: list[str], options: ScanOptions) -> ScanReport:
         return scan(targets, options, progress=show)
 
 
-def _write_report(report: ScanReport, output_format: OutputFormat, output: Path | None) -> None:
-    if output_format is OutputFormat.JSON:
-        text = render_json(report)
-        if output:
-            output.write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
+def _write_report(
+    report: ScanReport, output_format: OutputFormat, output: Path | None, *, quiet: bool = False
+) -> None:
+    """The report on stdout, or in `output`. Only the table knows --quiet; the other formats
+    are for programs and files, and always complete."""
+    if output_format is OutputFormat.TABLE:
+        _write_table(report, output, quiet)
         return
+    text = _render_file_format(report, output_format)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+PIPE_WIDTH = 120
+
+
+def _render_file_format(report: ScanReport, output_format: OutputFormat) -> str:
+    if output_format is OutputFormat.JSON:
+        return render_json(report)
+    if output_format is OutputFormat.MARKDOWN:
+        return render_markdown(report)
+    if output_format is OutputFormat.HTML:
+        return render_html(report)
+    return render_sarif(report, [*catalogue(), *PIPELINE_CATALOGUE])
+
+
+def _write_table(report: ScanReport, output: Path | None, quiet: bool) -> None:
     if output:
         with output.open("w", encoding="utf-8") as handle:
-            render_terminal(report, Console(file=handle, no_color=True, width=120))
-    else:
-        render_terminal(report, Console())
+            console = Console(file=handle, no_color=True, width=PIPE_WIDTH, force_terminal=False)
+            render_terminal(report, console, quiet=quiet)
+        return
+    # A pipe or a log file gets 120 columns, as -o does; a terminal its own width.
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    render_terminal(report, Console(highlight=False, width=width), quiet=quiet)
+    if quiet:  # the errors are not findings, but cron must still hear of them
+        for error in report.errors:
+            sys.stderr.write(f"exposure: scan error: {safe_text(error, 500)}\n")
 
 
 def _exit_code(report: ScanReport, fail_on: FailOn) -> int:

@@ -1,0 +1,109 @@
+"""JSON-over-HTTP notifiers: a generic webhook, ntfy, and a Home Assistant webhook trigger."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from scanner.alerts.base import Alert, AlertError, StatelessNotifier
+from scanner.findings import Severity
+
+TIMEOUT_S = 10.0
+USER_AGENT = "exposure-alerts"
+# ntfy priorities 1 (min) .. 5 (max): a new critical problem may wake the phone, info never.
+NTFY_PRIORITY = {
+    Severity.CRITICAL: 5,
+    Severity.HIGH: 4,
+    Severity.MEDIUM: 3,
+    Severity.LOW: 2,
+    Severity.INFO: 2,
+}
+NTFY_TAGS = {
+    Severity.CRITICAL: "rotating_light",
+    Severity.HIGH: "warning",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "information_source",
+    Severity.INFO: "information_source",
+}
+
+
+def redacted(url: str) -> str:
+    """scheme://host[:port] only: paths and queries of webhook URLs are often the secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
+def post_json(
+    url: str, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT_S,
+) -> None:
+    """POST one JSON object; AlertError unless the answer is 2xx. Redirects are not followed
+    (a redirect could carry the Authorization header elsewhere); the answer body is not read."""
+    body = json.dumps(payload, ensure_ascii=True).encode()
+    all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
+    try:
+        response = requests.post(
+            url, data=body, headers=all_headers, timeout=timeout, allow_redirects=False,
+            stream=True,
+        )
+    except requests.RequestException as error:
+        raise AlertError(f"{redacted(url)}: {type(error).__name__}") from error
+    with response:
+        if not 200 <= response.status_code < 300:
+            raise AlertError(f"{redacted(url)} answered HTTP {response.status_code}")
+
+
+class WebhookNotifier(StatelessNotifier):
+    """POSTs the alert as JSON (schema exposure-alert/1) to any URL."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, token: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.url = url
+        self.headers = dict(headers or {})
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+
+    def send(self, alert: Alert) -> None:
+        post_json(self.url, alert.to_dict(), self.headers)
+
+
+class NtfyNotifier(StatelessNotifier):
+    """ntfy's JSON publishing: POST {topic, title, message, priority, tags} to the server root."""
+
+    name = "ntfy"
+
+    def __init__(self, url: str, topic: str, token: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.topic = topic
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def send(self, alert: Alert) -> None:
+        payload = {
+            "topic": self.topic,
+            "title": alert.title,
+            "message": alert.message,
+            "priority": NTFY_PRIORITY[alert.severity],
+            "tags": [NTFY_TAGS[alert.severity], "exposure"],
+        }
+        post_json(self.url + "/", payload, self.headers)
+
+
+class HomeAssistantWebhookNotifier(StatelessNotifier):
+    """Triggers an HA automation (`platform: webhook`); the URL's webhook id is the secret.
+
+    The automation reads trigger.json.title / .message / .severity / .change.kind.
+    """
+
+    name = "homeassistant"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def send(self, alert: Alert) -> None:
+        post_json(self.url, alert.to_dict())

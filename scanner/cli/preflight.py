@@ -1,0 +1,63 @@
+"""`exposure preflight HOST:PORT [--as-port N]`: is this LAN service safe to forward?"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from scanner.api import ScanOptions
+from scanner.checks.base import CheckOptions
+from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, app
+from scanner.discovery import DiscoveryOptions
+from scanner.errors import BadInput
+from scanner.preflight import parse_service, preflight, render_verdict
+from scanner.preflight.run import parse_port
+
+
+class PreflightFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+@app.command("preflight")
+def preflight_command(
+    service: Annotated[str, typer.Argument(metavar="HOST:PORT", help="The LAN service.")],
+    as_port: Annotated[
+        int | None, typer.Option(help="The external port you plan to forward to it.")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="PEM file of extra trusted CAs (your private CA).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for one probe's answer.")] = 1.0,
+    output_format: Annotated[PreflightFormat, typer.Option("--format", "-f")] = (
+        PreflightFormat.TABLE
+    ),
+) -> int:
+    """Is this LAN service safe to port-forward? SAFE TO FORWARD (exit 0) / NOT SAFE (exit 1).
+
+    Gives the blocking reasons and the fix for each; exit 3 when nothing answers."""
+    host, port = parse_service(service)
+    external = parse_port(str(as_port), f"--as-port must be 1-65535 (got {as_port})") \
+        if as_port is not None else None
+    if ca_file is not None and not ca_file.is_file():
+        raise BadInput(f"--ca-file {ca_file}: no such file")
+    if not 0.05 <= timeout <= 60:
+        raise BadInput(f"--timeout must be between 0.05 and 60 seconds (got {timeout})")
+    options = ScanOptions(discovery=DiscoveryOptions(timeout=timeout))
+    verdict, _ = preflight(
+        host, port, external, check_options=CheckOptions(ca_file=ca_file), scan_options=options
+    )
+    if output_format is PreflightFormat.JSON:
+        sys.stdout.write(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=True) + "\n")
+    else:
+        # Not wrapped when piped (mail, logs): wrapping is the reader's terminal's job.
+        render_verdict(verdict, Console(highlight=False, soft_wrap=not sys.stdout.isatty()))
+    if not verdict.reachable:
+        return EXIT_SCAN_FAILED
+    return EXIT_OK if verdict.safe else EXIT_FINDINGS

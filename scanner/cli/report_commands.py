@@ -1,0 +1,16 @@
+"""`exposure schema`: the JSON Schema of `exposure scan --format json`."""
+
+from __future__ import annotations
+
+import sys
+
+from scanner.cli import EXIT_OK, app
+from scanner.report.schema import schema_text
+
+
+@app.command("schema")
+def schema_command() -> int:
+    """Print the JSON Schema (exposure-report/1) that every JSON report follows."""
+    text = schema_text()
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK

@@ -1,0 +1,27 @@
+"""Diff of two scans as data (ReportDiff.to_dict()), a baseline of expected ports, a renderer."""
+
+from scanner.diff.baseline import PORT_UNEXPECTED, Baseline, apply_baseline, load_baseline
+from scanner.diff.compute import Side, diff_reports
+from scanner.diff.model import (
+    DIFF_SCHEMA,
+    BaselineViolation,
+    Change,
+    ChangeKind,
+    ReportDiff,
+    ScanRef,
+)
+
+__all__ = [
+    "DIFF_SCHEMA",
+    "PORT_UNEXPECTED",
+    "Baseline",
+    "BaselineViolation",
+    "Change",
+    "ChangeKind",
+    "ReportDiff",
+    "ScanRef",
+    "Side",
+    "apply_baseline",
+    "diff_reports",
+    "load_baseline",
+]

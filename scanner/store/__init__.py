@@ -1,0 +1,19 @@
+"""The scan history: every scan saved in a per-user SQLite database (see store.py)."""
+
+from scanner.store.codec import report_from_dict
+from scanner.store.errors import SchemaTooNew, StoreError
+from scanner.store.paths import default_db_path
+from scanner.store.recorder import ScanRecorder
+from scanner.store.store import NoDatabase, ScanNotFound, ScanRow, Store
+
+__all__ = [
+    "NoDatabase",
+    "ScanNotFound",
+    "ScanRecorder",
+    "ScanRow",
+    "SchemaTooNew",
+    "Store",
+    "StoreError",
+    "default_db_path",
+    "report_from_dict",
+]

@@ -1,0 +1,162 @@
+"""The database schema, as numbered migrations applied in order, each in its own transaction.
+
+Why plain sqlite3 and not SQLAlchemy/Alembic: the schema is two tables, every query is a few
+lines of SQL, and the standard library is always there. What Alembic would give us (ordered,
+recorded, tested upgrades) is the 40 lines below: a `schema_version` table with one row per
+applied migration, a migration never edited once released (a change is a new migration), and a
+test that upgrades a database built by the previous version with data in it.
+
+A database whose version is higher than the newest migration here was written by a newer
+exposure: it is refused (SchemaTooNew), never "downgraded".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _create_scans(db: sqlite3.Connection) -> None:
+    # One row per scan, written as 'running' when the scan starts and completed at its end, so
+    # a process killed in between leaves a row that says so (see Store.mark_interrupted).
+    db.execute(
+        """
+        CREATE TABLE scans (
+            seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- what `exposure show 12` means
+            report_id      TEXT UNIQUE,        -- scan.id of the JSON report, once finished
+            status         TEXT NOT NULL CHECK (status IN
+                             ('running', 'complete', 'incomplete', 'failed', 'interrupted')),
+            inputs         TEXT NOT NULL,      -- JSON list: the targets as the user typed them
+            ports          TEXT,               -- the port list probed, compressed: 22,80,8000-8100
+            started_at     TEXT NOT NULL,      -- ISO-8601 UTC
+            finished_at    TEXT,
+            host           TEXT NOT NULL,      -- machine and process that run the scan: tells
+            pid            INTEGER NOT NULL,   -- a scan still running from one that was killed
+            pid_start      TEXT,               -- start time of pid (pid reuse)
+            tool_version   TEXT NOT NULL,
+            worst_severity TEXT,
+            error          TEXT,               -- why a scan failed or was interrupted
+            report         TEXT                -- the exposure-report/1 JSON, once finished
+        )
+        """
+    )
+    db.execute("CREATE INDEX scans_by_start ON scans (started_at)")
+
+
+def _create_scan_targets(db: sqlite3.Connection) -> None:
+    # The addresses each scan covered, so `history TARGET` and `diff` find a target's scans
+    # without parsing every stored report. Backfilled from the reports already stored.
+    db.execute(
+        """
+        CREATE TABLE scan_targets (
+            scan_seq       INTEGER NOT NULL REFERENCES scans (seq) ON DELETE CASCADE,
+            input          TEXT NOT NULL,
+            address        TEXT NOT NULL,
+            open_ports     INTEGER NOT NULL,
+            worst_severity TEXT,
+            PRIMARY KEY (scan_seq, address)
+        )
+        """
+    )
+    db.execute("CREATE INDEX scan_targets_by_input ON scan_targets (input)")
+    db.execute("CREATE INDEX scan_targets_by_address ON scan_targets (address)")
+    rows = db.execute("SELECT seq, report FROM scans WHERE report IS NOT NULL").fetchall()
+    for seq, report in rows:
+        insert_target_rows(db, seq, json.loads(report))
+
+
+def insert_target_rows(db: sqlite3.Connection, seq: int, report: dict) -> None:
+    """One scan_targets row per target of a report dict (exposure-report/1)."""
+    for target in report.get("targets", []):
+        open_ports = sum(1 for port in target.get("ports", []) if port.get("state") == "open")
+        db.execute(
+            "INSERT OR REPLACE INTO scan_targets VALUES (?, ?, ?, ?, ?)",
+            (seq, target.get("input", ""), target.get("address", ""), open_ports,
+             worst_severity_of(target.get("findings", []))),
+        )
+
+
+_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def worst_severity_of(findings: list[dict]) -> str | None:
+    severities = [f.get("severity") for f in findings if f.get("severity") in _SEVERITY_RANK]
+    return max(severities, key=_SEVERITY_RANK.__getitem__, default=None)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "scans: one row per scan, running -> complete", _create_scans),
+    Migration(
+        2, "scan_targets: addresses of each scan, for history by target", _create_scan_targets
+    ),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def current_version(db: sqlite3.Connection) -> int:
+    exists = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if not exists:
+        return 0
+    (version,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+    return int(version)
+
+
+def pending(
+    db: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> list[Migration]:
+    version = current_version(db)
+    return [migration for migration in migrations if migration.version > version]
+
+
+def migrate(db: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Apply every pending migration, each atomically; returns the version reached.
+
+    The connection must be in autocommit mode (isolation_level=None). BEGIN IMMEDIATE takes the
+    write lock before the version is read, so two processes opening a new database at once do
+    not both apply migration 1: the second waits, then finds nothing pending.
+    """
+    for migration in migrations:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _ensure_version_table(db)
+            if current_version(db) >= migration.version:
+                db.execute("COMMIT")
+                continue
+            migration.apply(db)
+            db.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.description, _now()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return current_version(db)
+
+
+def _ensure_version_table(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS schema_version (
+            version     INTEGER PRIMARY KEY,
+            description TEXT NOT NULL,
+            applied_at  TEXT NOT NULL
+        )
+        """
+    )
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,487 @@
+"""The scan history: an SQLite database of every scan, safe for several writers at once.
+
+- WAL journal: readers never block the writer, and a crash (kill -9, power loss) never leaves
+  a half-written transaction visible: a scan row is either written or not.
+- busy timeout: two scans finishing at the same moment wait for each other (up to
+  BUSY_TIMEOUT_S) instead of failing with "database is locked"; every write is one short
+  BEGIN IMMEDIATE transaction, so nobody holds the lock while scanning.
+- a scan row is inserted as 'running' when the scan starts and completed at its end; a row
+  whose process has died is marked 'interrupted' by the next process that opens the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from scanner import __version__
+from scanner.store import migrations
+from scanner.store.errors import SchemaTooNew, StoreError, explain
+
+BUSY_TIMEOUT_S = 15.0
+STATUSES = ("running", "complete", "incomplete", "failed", "interrupted")
+FINISHED_WITH_REPORT = ("complete", "incomplete")
+MIN_ID_PREFIX = 4  # `exposure show 3f2a` finds scan 3f2a9c01b7e4 when the prefix is unique
+T = TypeVar("T")
+
+
+class NoDatabase(StoreError):
+    """Nothing stored yet: the database file does not exist."""
+
+
+class ScanNotFound(StoreError):
+    """A scan reference matches no stored scan (or several)."""
+
+
+@dataclass(frozen=True)
+class ScanRow:
+    """One stored scan, without its report (see Store.load_report)."""
+
+    seq: int
+    report_id: str | None
+    status: str
+    inputs: tuple[str, ...]
+    ports: str | None
+    started_at: str
+    finished_at: str | None
+    host: str
+    pid: int
+    tool_version: str
+    worst_severity: str | None
+    error: str | None
+    addresses: tuple[str, ...] = ()
+    open_ports: int = 0
+
+    @property
+    def has_report(self) -> bool:
+        return self.status in FINISHED_WITH_REPORT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "id": self.report_id,
+            "status": self.status,
+            "inputs": list(self.inputs),
+            "ports": self.ports,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "worst_severity": self.worst_severity,
+            "open_ports": self.open_ports,
+            "addresses": list(self.addresses),
+            "error": self.error,
+            "tool_version": self.tool_version,
+        }
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of `pid` in clock ticks (field 22 of /proc/PID/stat): tells pid reuse apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    current = _process_start(pid)
+    if current is None:
+        if Path("/proc/self/stat").exists():
+            return False  # Linux: no /proc entry means no such process
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return started is None or current == started
+
+
+class Store:
+    """Open with Store.open(); use as a context manager or call close()."""
+
+    def __init__(
+        self, path: Path, db: sqlite3.Connection, readonly: bool,
+        why_readonly: StoreError | None = None,
+    ) -> None:
+        self.path = path
+        self._db = db
+        self.readonly = readonly
+        # Why a database opened for reading only cannot be written (full disk, read-only mount)
+        self.why_readonly = why_readonly
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, path: Path, *, create: bool = True, busy_timeout: float = BUSY_TIMEOUT_S
+    ) -> Store:
+        """Open (and create or upgrade) the database; StoreError says why when it cannot.
+
+        create=False: a missing file raises NoDatabase instead of being created (read commands
+        never leave an empty database behind). A database that cannot be written (read-only
+        file system) is still opened for reading when it is up to date.
+        """
+        path = Path(path).expanduser()
+        if not path.exists():
+            if not create:
+                raise NoDatabase(path, "does not exist yet", "run `exposure scan` to start one")
+            _create_file(path)
+        try:
+            db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+        except (sqlite3.Error, OSError) as error:
+            raise explain(path, error) from error
+        try:
+            store = cls._prepare(path, db, busy_timeout)
+        except BaseException as error:
+            db.close()
+            if isinstance(error, sqlite3.Error | OSError):
+                problem = explain(path, error)
+                readonly = _open_readonly(path, busy_timeout, error, problem)
+                if readonly is not None:
+                    return readonly
+                raise problem from error
+            raise
+        return store
+
+    @classmethod
+    def _prepare(cls, path: Path, db: sqlite3.Connection, busy_timeout: float) -> Store:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        _retry_busy(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone(), busy_timeout)
+        # NORMAL is safe in WAL mode: a crash can lose the last commit, never corrupt the file.
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        _refuse_newer_schema(path, db)
+        migrations.migrate(db)
+        store = cls(path, db, readonly=False)
+        store.mark_interrupted()
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def begin_scan(self, inputs: Sequence[str], ports: str | None = None) -> int:
+        """Insert a 'running' row for a scan about to start; returns its number (seq)."""
+        row = (
+            _inputs_json(inputs), ports, _now(), socket.gethostname(), os.getpid(),
+            _process_start(os.getpid()), __version__,
+        )
+
+        def insert(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "INSERT INTO scans (status, inputs, ports, started_at, host, pid, pid_start,"
+                " tool_version) VALUES ('running', ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            return int(cursor.lastrowid or 0)
+
+        return self._write(insert)
+
+    def finish_scan(self, seq: int, report: dict[str, Any]) -> None:
+        """Store the finished scan's report (exposure-report/1 dict) and mark the row done."""
+        scan = report.get("scan", {})
+        status = "complete" if scan.get("complete", True) else "incomplete"
+        findings = [f for target in report.get("targets", []) for f in target.get("findings", [])]
+        values = (
+            scan.get("id"), status, scan.get("finished_at") or _now(),
+            migrations.worst_severity_of(findings), _errors_text(scan.get("errors")),
+            json.dumps(report, ensure_ascii=True), seq,
+        )
+
+        def update(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE scans SET report_id = ?, status = ?, finished_at = ?, worst_severity = ?,"
+                " error = ?, report = ? WHERE seq = ?",
+                values,
+            )
+            migrations.insert_target_rows(db, seq, report)
+
+        self._write(update)
+
+    def end_scan_without_report(self, seq: int, status: str, error: str) -> None:
+        """The scan failed or was interrupted before it produced a report."""
+        if status not in ("failed", "interrupted"):
+            raise ValueError(f"not an ending without report: {status}")
+
+        def update(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE scans SET status = ?, finished_at = ?, error = ? WHERE seq = ?"
+                " AND status = 'running'",
+                (status, _now(), error[:500], seq),
+            )
+
+        self._write(update)
+
+    def forget_scan(self, seq: int) -> None:
+        """Remove a 'running' row of a scan that never started (its input was refused)."""
+        self._write(lambda db: db.execute(
+            "DELETE FROM scans WHERE seq = ? AND status = 'running'", (seq,)))
+
+    def save_report(
+        self, report: dict[str, Any], inputs: Sequence[str], ports: str | None = None
+    ) -> int:
+        """begin_scan + finish_scan for a report made elsewhere (imports, tests)."""
+        seq = self.begin_scan(inputs, ports)
+        self.finish_scan(seq, report)
+        return seq
+
+    def mark_interrupted(self) -> int:
+        """Mark 'running' rows of dead processes on this machine as interrupted; how many."""
+        if self.readonly:
+            return 0
+        host = socket.gethostname()
+        rows = self._db.execute(
+            "SELECT seq, pid, pid_start FROM scans WHERE status = 'running' AND host = ?", (host,)
+        ).fetchall()
+        dead = [seq for seq, pid, started in rows if not _alive(pid, started)]
+        for seq in dead:
+            self.end_scan_without_report(
+                seq, "interrupted", "the scanning process ended before the scan finished"
+            )
+        return len(dead)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def list_scans(self, target: str | None = None, limit: int | None = 50) -> list[ScanRow]:
+        """Newest first; `target` matches what the user typed or an address scanned."""
+        query = f"SELECT {_ROW_COLUMNS} FROM scans"
+        args: list[Any] = []
+        if target is not None:
+            query += f" WHERE {_TARGET_MATCH}"
+            args += [target, target, target]
+        query += " ORDER BY seq DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(limit)
+        return self._read(lambda db: [self._row(db, r) for r in db.execute(query, args)])
+
+    def get_scan(self, ref: str) -> ScanRow:
+        """A scan by number (12, #12) or by report id or a unique prefix of it (>= 4 chars)."""
+        text = ref.strip().removeprefix("#")
+        if text.isdigit():
+            rows = self._select("WHERE seq = ?", [int(text)])
+        elif len(text) >= MIN_ID_PREFIX:
+            rows = self._select("WHERE report_id LIKE ? ESCAPE '\\'", [_like_prefix(text)])
+        else:
+            rows = []
+        if len(rows) != 1:
+            why = "matches several scans" if rows else "matches no stored scan"
+            raise ScanNotFound(
+                self.path, f"has no single scan {ref!r}: it {why}",
+                "`exposure history` lists them (use the number in the first column)",
+            )
+        return rows[0]
+
+    def load_report(self, row: ScanRow) -> dict[str, Any]:
+        if not row.has_report:
+            raise ScanNotFound(
+                self.path, f"has no report for scan #{row.seq}: it is {row.status}",
+                row.error or "",
+            )
+        (text,) = self._read(
+            lambda db: db.execute("SELECT report FROM scans WHERE seq = ?", (row.seq,)).fetchone()
+        )
+        return json.loads(text)
+
+    def latest_complete(
+        self,
+        *,
+        inputs: Sequence[str] | None = None,
+        target: str | None = None,
+        before: int | None = None,
+    ) -> ScanRow | None:
+        """The newest complete scan of exactly these inputs, or covering `target`."""
+        clauses, args = ["status = 'complete'"], []
+        if inputs is not None:
+            clauses.append("inputs = ?")
+            args.append(_inputs_json(inputs))
+        if target is not None:
+            clauses.append(_TARGET_MATCH)
+            args += [target, target, target]
+        if before is not None:
+            clauses.append("seq < ?")
+            args.append(before)
+        rows = self._select("WHERE " + " AND ".join(clauses) + " ORDER BY seq DESC LIMIT 1", args)
+        return rows[0] if rows else None
+
+    def schema_version(self) -> int:
+        return self._read(migrations.current_version)
+
+    def integrity_ok(self) -> bool:
+        return self._read(lambda db: db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _select(self, where: str, args: Sequence[Any]) -> list[ScanRow]:
+        query = f"SELECT {_ROW_COLUMNS} FROM scans {where}"
+        return self._read(lambda db: [self._row(db, r) for r in db.execute(query, list(args))])
+
+    @staticmethod
+    def _row(db: sqlite3.Connection, values: Sequence[Any]) -> ScanRow:
+        targets = db.execute(
+            "SELECT address, open_ports FROM scan_targets WHERE scan_seq = ? ORDER BY rowid",
+            (values[0],),
+        ).fetchall()
+        return ScanRow(
+            seq=values[0], report_id=values[1], status=values[2],
+            inputs=tuple(json.loads(values[3])), ports=values[4], started_at=values[5],
+            finished_at=values[6], host=values[7], pid=values[8], tool_version=values[9],
+            worst_severity=values[10], error=values[11],
+            addresses=tuple(address for address, _ in targets),
+            open_ports=sum(count for _, count in targets),
+        )
+
+    def _read(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return action(self._db)
+        except sqlite3.Error as error:
+            raise explain(self.path, error) from error
+
+    def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        if self.readonly:
+            raise self.why_readonly or StoreError(
+                self.path, "is read-only", "pass --db with a writable path"
+            )
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = action(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise explain(self.path, error) from error
+        return result
+
+
+_ROW_COLUMNS = (
+    "seq, report_id, status, inputs, ports, started_at, finished_at, host, pid, tool_version,"
+    " worst_severity, error"
+)
+_TARGET_MATCH = (
+    "(EXISTS (SELECT 1 FROM scan_targets t WHERE t.scan_seq = scans.seq"
+    " AND (t.input = ? OR t.address = ?))"
+    " OR EXISTS (SELECT 1 FROM json_each(scans.inputs) WHERE json_each.value = ?))"
+)
+
+
+def _create_file(path: Path) -> None:
+    """Create the directory (0700) and an empty database file (0600): reports describe a home."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except OSError as error:
+        raise explain(path, error) from error
+
+
+def _open_readonly(
+    path: Path, busy_timeout: float, cause: BaseException, problem: StoreError
+) -> Store | None:
+    """A read-only Store when `cause` says the file cannot be written but can be read.
+
+    mode=ro first (sees the newest commits, needs the -shm file); else immutable=1, which reads
+    the main file alone: right on a read-only or full file system where nobody can write, though
+    scans still in a WAL file left by a killed writer are not seen then.
+    """
+    name = getattr(cause, "sqlite_errorname", "") or ""
+    unwritable = name.startswith(_UNWRITABLE) or (
+        isinstance(cause, OSError) and cause.errno in (errno.EROFS, errno.EACCES, errno.ENOSPC)
+    )
+    if not unwritable:
+        return None
+    for parameters in ("mode=ro", "immutable=1"):
+        try:
+            db = sqlite3.connect(
+                f"{path.absolute().as_uri()}?{parameters}", uri=True, timeout=busy_timeout,
+                isolation_level=None,
+            )
+        except sqlite3.Error:
+            continue
+        try:
+            version = migrations.current_version(db)
+        except sqlite3.Error:
+            db.close()
+            continue
+        if version == migrations.LATEST_VERSION:
+            return Store(path, db, readonly=True, why_readonly=problem)
+        db.close()
+        return None
+    return None
+
+
+_UNWRITABLE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_FULL", "SQLITE_IOERR")
+
+
+def _refuse_newer_schema(path: Path, db: sqlite3.Connection) -> None:
+    version = migrations.current_version(db)
+    if version > migrations.LATEST_VERSION:
+        raise SchemaTooNew(
+            path,
+            f"was written by a newer exposure (schema {version}, this one knows "
+            f"{migrations.LATEST_VERSION})",
+            "upgrade exposure, or pass --db with another path",
+        )
+
+
+def _retry_busy(action: Callable[[], T], timeout: float) -> T:
+    # Switching to WAL takes an exclusive lock and may report BUSY without waiting on the busy
+    # handler (two processes creating the database at the same moment): retry until timeout.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            busy = (getattr(error, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _inputs_json(inputs: Sequence[str]) -> str:
+    # Sorted and deduplicated: "scan a b" and "scan b a" are the same watch target.
+    return json.dumps(sorted(set(inputs)), ensure_ascii=True)
+
+
+def _errors_text(errors: Any) -> str | None:
+    if not errors:
+        return None
+    return "; ".join(str(error) for error in errors)[:500]
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def opened(path: Path, *, create: bool = True) -> Iterator[Store]:
+    store = Store.open(path, create=create)
+    try:
+        yield store
+    finally:
+        store.close()
