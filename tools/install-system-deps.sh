@@ -15,6 +15,8 @@ PACKAGES=(
     openssl ca-certificates            # TLS tooling
     ssh-audit                          # cross-checks our SSH algorithm lists
     procps time                        # ps, /usr/bin/time for peak-memory measurements
+    chromium                           # tests load the HTML report in headless Chromium
+    util-linux                         # unshare, setpriv (tests: isolated mounts, unprivileged runs)
 )
 
 missing=()

@@ -7,6 +7,7 @@ scan.py (scan, checks, version). main() maps failures to SPEC's exit codes.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from typer.exceptions import Abort, TyperException
@@ -35,6 +36,10 @@ def _register_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps every failure to SPEC's exit codes with one clear line, no traceback."""
     args = sys.argv[1:] if argv is None else argv
+    # Libraries warn about odd data (cryptography about a 200-character certificate name):
+    # the scanned server chooses that data, so it must not get to write on the user's stderr.
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", module="cryptography")
     _register_commands()
     command = typer.main.get_command(app)
     try:

@@ -196,11 +196,26 @@ def parse_certificate(der: bytes) -> dict[str, Any] | None:
             "sans": _sans(cert),
             "not_before": _iso(cert.not_valid_before_utc),
             "not_after": _iso(cert.not_valid_after_utc),
-            "self_signed": cert.subject == cert.issuer,
+            "self_signed": _same_name(cert),
             "serial": safe_text(format(cert.serial_number, "x"), 64),
             "sha256": hashlib.sha256(der).hexdigest(),
         }
     except Exception:  # cryptography raises several types on malformed DER; all mean "bad"
+        return None
+
+
+def _same_name(cert: x509.Certificate) -> bool | None:
+    """Issuer == subject; None when a hostile name cannot be decoded for the comparison."""
+    try:
+        return cert.subject == cert.issuer
+    except Exception:
+        return _raw_names_equal(cert)
+
+
+def _raw_names_equal(cert: x509.Certificate) -> bool | None:
+    try:
+        return cert.subject.public_bytes() == cert.issuer.public_bytes()
+    except Exception:
         return None
 
 

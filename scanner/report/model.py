@@ -47,6 +47,7 @@ class TargetReport:
     answers_all_ports: bool = False
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    internetdb: dict[str, Any] | None = None  # --internetdb: what Shodan has on record
 
     @property
     def open_ports(self) -> list[PortReport]:
@@ -65,6 +66,7 @@ class TargetReport:
             "answers_all_ports": self.answers_all_ports,
             "findings": [finding.to_dict() for finding in self.findings],
             "notes": list(self.notes),
+            **({"internetdb": self.internetdb} if self.internetdb is not None else {}),
         }
 
 

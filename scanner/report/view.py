@@ -1,0 +1,721 @@
+"""What a person reads: the ScanReport turned into display data, shared by every renderer.
+
+The terminal, Markdown and HTML reports show the same things in the same order; this module
+decides what those things are, once. Every string in a view has been through safe_text (or
+safe_tree): a renderer only has to escape for its own syntax (HTML, Markdown), never to clean.
+
+What each stage put into a port's `details` is shown two ways: a few highlights as label/value
+facts (which fields, for the keys we know, is data: HIGHLIGHT_FIELDS below; for keys we do
+not know, the first scalar fields), and the whole key as folded, pretty-printed JSON. So a new
+check's details appear in every report without any change here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scanner.findings.model import Finding, Severity
+from scanner.report.diff import ReportDiff
+from scanner.report.model import PortReport, ScanReport, TargetReport
+from scanner.report.sanitize import TRUNCATION_MARK, safe_text, safe_tree
+from scanner.targets.ports import compress_ports
+
+SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
+
+# Caps for what a person reads; the JSON report keeps what the scan stages kept.
+NAME_CHARS = 256
+TITLE_CHARS = 300
+EVIDENCE_CHARS = 4000
+REMEDIATION_CHARS = 2000
+BANNER_CHARS = 4096
+QUERY_CHARS = 300
+FACT_CHARS = 300
+TABLE_FACT_CHARS = 120  # a fact in the port table: a glance, the details hold the rest
+FACTS_PER_KEY = 16
+LIST_ITEMS_SHOWN = 12
+RAW_JSON_CHARS = 20_000
+MAX_CLOSED_LISTED = 10  # beyond this, closed ports are summarised as ranges (like nmap)
+CLOSED_RANGES_CHARS = 120
+MAX_NOTES = 50
+MAX_ERRORS = 50
+
+# Which fields of a known details key are worth a line of their own, in order, with a label.
+# A dotted path reads into nested mappings. Keys not listed here get the generic treatment.
+HIGHLIGHT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "http": (
+        ("status", "status"),
+        ("title", "title"),
+        ("server", "server"),
+        ("favicon_mmh3", "favicon hash (mmh3)"),
+        ("missing_security_headers", "missing security headers"),
+    ),
+    "tls": (
+        ("grade", "grade"),
+        ("not_graded", "not graded"),
+        ("protocols", "protocols"),
+        ("certificate.subject_cn", "certificate for"),
+        ("certificate.subject", "certificate subject"),
+        ("certificate.issuer_cn", "issued by"),
+        ("certificate.issuer", "issuer"),
+        ("certificate.not_after", "valid until"),
+        ("certificate.days_left", "days left"),
+        ("certificate.trusted", "trusted"),
+        ("certificate.hostname_matches", "name matches"),
+        ("certificate.self_signed", "self-signed"),
+        ("certificate.key", "key"),
+        ("negotiated_version", "negotiated"),
+        ("handshake_error", "handshake error"),
+    ),
+    "ssh": (
+        ("software", "software"),
+        ("distro", "distribution"),
+        ("auth_methods", "auth methods"),
+        ("none_auth_accepted", "no-auth accepted"),
+        ("strict_kex", "strict kex (Terrapin fix)"),
+        ("advisories", "advisories"),
+        ("weak_algorithms", "weak algorithms"),
+        ("kex", "key exchange"),
+        ("host_key_algorithms", "host key types"),
+        ("ciphers", "ciphers"),
+        ("macs", "MACs"),
+    ),
+    "ha": (
+        ("version", "version"),
+        ("onboarding.state", "onboarding"),
+        ("auth_providers", "login providers"),
+        ("install_type", "installation"),
+        ("login_flow.result", "login flow"),
+        ("is_home_assistant", "is Home Assistant"),
+        ("confidence", "confidence"),
+    ),
+    "mqtt": (
+        ("anonymous", "anonymous access"),
+        ("auth", "auth"),
+        ("connack_meaning", "answer to CONNECT"),
+        ("evidence", "seen"),
+    ),
+}
+# In a list of objects (advisories, caps, legacy algorithms), what names an item and what
+# qualifies it: {"id": "CVE-2024-6387", "status": "fixed-by-distro"} is shown as
+# "CVE-2024-6387 (fixed-by-distro)".
+ITEM_NAME_FIELDS = ("id", "name", "type", "rule", "grade")
+ITEM_QUALIFIER_FIELDS = ("status", "severity", "bits", "why", "reason")
+# (details key, field, label): what the port table shows next to product and version.
+PORT_TABLE_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("ha", "version", "Home Assistant"),
+    ("ha", "onboarding.state", "onboarding"),
+    ("product", "name", "found"),
+    ("product", "auth", "auth"),
+    ("http", "title", "title"),
+    ("http", "server", "server"),
+    ("ssh", "auth_methods", "auth"),
+    ("mqtt", "connack_meaning", "MQTT"),
+)
+SHODAN_KEY = "shodan"  # shown in its own section, not among the details
+# Target keys every report shows in its own way; any other key gets a generic section.
+CONTRACT_TARGET_KEYS = frozenset(
+    {"input", "address", "hostname", "ports", "filtered_count", "answers_all_ports",
+     "findings", "notes"}
+)
+TARGET_EXTRA_TITLES = {"internetdb": "What Shodan already has on record (InternetDB)"}
+
+# SSL Labs-style letters -> a colour class; anything else shows as "other" (grey).
+GRADE_CLASSES = {
+    "A+": "a-plus",
+    "A": "a",
+    "A-": "a-minus",
+    "B": "b",
+    "C": "c",
+    "D": "d",
+    "E": "e",
+    "F": "f",
+    "T": "t",
+    "M": "m",
+}
+
+
+@dataclass(frozen=True)
+class Fact:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DetailBlock:
+    """One key of a port's details (or of a target): highlights, and the whole value as JSON."""
+
+    key: str
+    facts: tuple[Fact, ...]
+    raw_json: str
+    title: str = ""  # a heading for target-level blocks ("What Shodan already has on record")
+
+
+@dataclass(frozen=True)
+class GradeView:
+    grade: str  # as the TLS check gave it, sanitised ("A+", "B", "T"...)
+    css: str  # a fixed class name from GRADE_CLASSES, never remote text
+    port: int
+    scores: tuple[Fact, ...] = ()
+    caps: tuple[str, ...] = ()  # why the grade is capped, in the check's words
+
+
+@dataclass(frozen=True)
+class ShodanView:
+    port: int
+    protocol: str
+    banner: str  # multi-line, capped
+    queries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FindingView:
+    id: str
+    severity: Severity
+    title: str
+    evidence: str  # multi-line, capped
+    remediation: str  # multi-line, capped
+    references: tuple[str, ...]
+    target: str  # the target's display name (what the user typed)
+    address: str  # the first address it was seen on
+    port: int | None
+    protocol: str
+    addresses: tuple[str, ...] = ()  # every address it was seen on (IPv4 and IPv6 of a name)
+
+    @property
+    def all_addresses(self) -> tuple[str, ...]:
+        return self.addresses or (self.address,)
+
+    @property
+    def host(self) -> str:
+        """'home.example (198.51.100.7, 2001:db8::7)', or the address typed."""
+        addresses = ", ".join(self.all_addresses)
+        return self.target if addresses == self.target else f"{self.target} ({addresses})"
+
+    @property
+    def where(self) -> str:
+        """host plus 'port 22/tcp', or just the host for host-wide findings."""
+        return f"{self.host} port {self.port}/{self.protocol}" if self.port else self.host
+
+
+@dataclass(frozen=True)
+class PortView:
+    port: int
+    protocol: str
+    state: str
+    service: str
+    product: str
+    version: str
+    tls: bool
+    banner: str
+    grade: GradeView | None
+    highlights: tuple[Fact, ...]
+    details: tuple[DetailBlock, ...]
+    shodan: ShodanView | None
+    finding_count: int
+    worst: Severity | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+    @property
+    def label(self) -> str:
+        return f"{self.port}/{self.protocol}"
+
+    @property
+    def product_version(self) -> str:
+        return " ".join(part for part in (self.product, self.version) if part)
+
+
+@dataclass(frozen=True)
+class TargetView:
+    input: str
+    address: str
+    hostname: str
+    title: str  # "home.example (198.51.100.7)"
+    open_count: int
+    closed_count: int
+    filtered_count: int
+    answers_all_ports: bool
+    worst: Severity | None
+    grades: tuple[GradeView, ...]
+    ports: tuple[PortView, ...]  # open and closed, by port number
+    findings: tuple[FindingView, ...]  # worst first
+    severity_counts: Mapping[Severity, int]
+    notes: tuple[str, ...]
+    extras: tuple[DetailBlock, ...] = ()  # target keys added by later stages (internetdb...)
+
+    @property
+    def open_ports(self) -> tuple[PortView, ...]:
+        return tuple(port for port in self.ports if port.is_open)
+
+    @property
+    def listed_ports(self) -> tuple[PortView, ...]:
+        """The rows of a port table: all, or the open ones when closed ports are many."""
+        if self.closed_count <= MAX_CLOSED_LISTED:
+            return self.ports
+        return self.open_ports
+
+    @property
+    def closed_summary(self) -> str:
+        """'1200 closed ports not listed: 1-1000,2000-2199' when the table leaves them out."""
+        if self.closed_count <= MAX_CLOSED_LISTED:
+            return ""
+        ranges = compress_ports([port.port for port in self.ports if port.state == "closed"])
+        if len(ranges) > CLOSED_RANGES_CHARS:
+            ranges = ranges[:CLOSED_RANGES_CHARS] + "…"
+        return f"{self.closed_count} closed ports not listed: {ranges}"
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """The addresses of one name the user typed, and its findings once each."""
+
+    input: str
+    targets: tuple[TargetView, ...]
+    findings: tuple[FindingView, ...]  # merged across the addresses, worst first
+    severity_counts: Mapping[Severity, int]
+
+
+@dataclass(frozen=True)
+class ChangeView:
+    kind: str  # "added" | "removed" | "changed" (anything else shows as "changed")
+    what: str
+    where: str
+    summary: str
+    before: str
+    after: str
+    severity: Severity | None
+
+
+@dataclass(frozen=True)
+class DiffView:
+    previous_scan_id: str
+    previous_started_at: str
+    changes: tuple[ChangeView, ...]
+
+    def count(self, kind: str) -> int:
+        return sum(1 for change in self.changes if change.kind == kind)
+
+
+@dataclass(frozen=True)
+class ReportView:
+    id: str
+    tool_version: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+    engine: str
+    ports_requested: int
+    complete: bool
+    errors: tuple[str, ...]
+    targets: tuple[TargetView, ...]
+    groups: tuple[TargetGroup, ...]  # targets by the name typed, in report order
+    findings: tuple[FindingView, ...]  # merged across addresses of a name, worst first
+    severity_counts: Mapping[Severity, int]
+    worst: Severity | None
+    diff: DiffView | None
+
+    @property
+    def open_count(self) -> int:
+        return sum(target.open_count for target in self.targets)
+
+    @property
+    def started_display(self) -> str:
+        """'2024-05-01 08:00 UTC' for people; the ISO form stays in the JSON."""
+        try:
+            moment = dt.datetime.fromisoformat(self.started_at)
+        except ValueError:
+            return self.started_at
+        if moment.utcoffset() != dt.timedelta(0):
+            return self.started_at
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+    @property
+    def grades(self) -> tuple[tuple[TargetView, GradeView], ...]:
+        return tuple((target, grade) for target in self.targets for grade in target.grades)
+
+
+def build_view(report: ScanReport, diff: ReportDiff | None = None) -> ReportView:
+    from scanner import __version__
+
+    targets = tuple(_target_view(target) for target in report.targets)
+    groups = _groups(targets)
+    findings = _worst_first([finding for group in groups for finding in group.findings])
+    counts = _severity_counts(findings)
+    return ReportView(
+        id=safe_text(report.id, 64),
+        tool_version=safe_text(__version__, 64),
+        started_at=safe_text(report.started_at, 64),
+        finished_at=safe_text(report.finished_at, 64),
+        duration_s=report.duration_s,
+        engine=safe_text(report.engine, 32),
+        ports_requested=report.ports_requested,
+        complete=report.complete,
+        errors=_capped_list(report.errors, MAX_ERRORS, 500),
+        targets=targets,
+        groups=groups,
+        findings=findings,
+        severity_counts=counts,
+        worst=_worst(findings),
+        diff=_diff_view(diff) if diff is not None else None,
+    )
+
+
+# --- targets and ports --------------------------------------------------------------------
+
+
+def _target_view(target: TargetReport) -> TargetView:
+    name = safe_text(target.input, NAME_CHARS)
+    address = safe_text(target.address, NAME_CHARS)
+    findings = _worst_first([_finding_view(finding, target, name) for finding in target.findings])
+    ports = tuple(_port_view(port, findings) for port in sorted(target.ports, key=_port_key))
+    open_count = sum(1 for port in ports if port.is_open)
+    return TargetView(
+        input=name,
+        address=address,
+        hostname=safe_text(target.hostname or "", NAME_CHARS),
+        title=name if name == address else f"{name} ({address})",
+        open_count=open_count,
+        closed_count=sum(1 for port in ports if port.state == "closed"),
+        filtered_count=target.filtered_count,
+        answers_all_ports=target.answers_all_ports,
+        worst=_worst(findings),
+        grades=tuple(port.grade for port in ports if port.grade is not None),
+        ports=ports,
+        findings=findings,
+        severity_counts=_severity_counts(findings),
+        notes=_capped_list(target.notes, MAX_NOTES, 500),
+        extras=_target_extras(target),
+    )
+
+
+def _target_extras(target: TargetReport) -> tuple[DetailBlock, ...]:
+    """Whatever a stage added to the target beyond the contract, shown generically."""
+    extras = []
+    for key, value in target.to_dict().items():
+        if key in CONTRACT_TARGET_KEYS or value is None:
+            continue
+        block = _detail_block(str(key), value)
+        title = TARGET_EXTRA_TITLES.get(str(key), block.key.replace("_", " "))
+        extras.append(DetailBlock(block.key, block.facts, block.raw_json, title))
+    return tuple(extras)
+
+
+def _port_key(port: PortReport) -> tuple[int, str]:
+    return (port.port, port.protocol)
+
+
+def _port_view(port: PortReport, findings: Sequence[FindingView]) -> PortView:
+    details = port.details if isinstance(port.details, Mapping) else {}
+    mine = [f for f in findings if f.port == port.port and f.protocol == port.protocol]
+    return PortView(
+        port=port.port,
+        protocol=safe_text(port.protocol, 8),
+        state=safe_text(port.state, 16),
+        service=safe_text(port.service or "", 64),
+        product=safe_text(port.product or "", 128),
+        version=safe_text(port.version or "", 128),
+        tls=bool(port.tls),
+        banner=safe_text(port.banner or "", BANNER_CHARS, keep_newlines=True),
+        grade=grade_view(port.port, details.get("tls")),
+        highlights=_highlights(details),
+        details=tuple(
+            _detail_block(str(key), value)
+            for key, value in sorted(details.items(), key=lambda item: str(item[0]))
+            if key != SHODAN_KEY
+        ),
+        shodan=_shodan_view(port, details.get(SHODAN_KEY)),
+        finding_count=len(mine),
+        worst=_worst(mine),
+    )
+
+
+def grade_view(port: int, tls: Any) -> GradeView | None:
+    """The TLS grade of an endpoint, if the TLS check gave one (details.tls.grade)."""
+    if not isinstance(tls, Mapping) or not isinstance(tls.get("grade"), str | int):
+        return None
+    grade = safe_text(str(tls["grade"]), 8)
+    if not grade:
+        return None
+    return GradeView(
+        grade=grade,
+        css=GRADE_CLASSES.get(grade.upper(), "other"),
+        port=port,
+        scores=_scores(tls.get("scores")),
+        caps=_caps(tls.get("caps")),
+    )
+
+
+def _scores(scores: Any) -> tuple[Fact, ...]:
+    if not isinstance(scores, Mapping):
+        return ()
+    return tuple(
+        Fact(safe_text(str(name), 64).replace("_", " "), _scalar_text(value))
+        for name, value in list(scores.items())[:FACTS_PER_KEY]
+        if _is_scalar(value)
+    )
+
+
+def _caps(caps: Any) -> tuple[str, ...]:
+    if isinstance(caps, Mapping):  # {"B": "reason", ...} or {"reason": ..., "grade": ...}
+        caps = [caps] if "reason" in caps else [{"grade": k, "reason": v} for k, v in caps.items()]
+    if not isinstance(caps, Sequence) or isinstance(caps, str):
+        return ()
+    return tuple(_cap_text(cap) for cap in list(caps)[:FACTS_PER_KEY])
+
+
+def _cap_text(cap: Any) -> str:
+    if not isinstance(cap, Mapping):
+        return _scalar_text(cap) if _is_scalar(cap) else _compact_json(cap)
+    limit = cap.get("grade") or cap.get("cap") or cap.get("max_grade")
+    reason = cap.get("reason") or cap.get("why") or cap.get("description")
+    reason_text = _scalar_text(reason) if reason is not None else _compact_json(cap)
+    return f"at most {safe_text(str(limit), 8)}: {reason_text}" if limit else reason_text
+
+
+def _shodan_view(port: PortReport, shodan: Any) -> ShodanView | None:
+    if not isinstance(shodan, Mapping):
+        return None
+    banner = shodan.get("banner")
+    queries = shodan.get("queries")
+    query_list = queries if isinstance(queries, Sequence) and not isinstance(queries, str) else []
+    view = ShodanView(
+        port=port.port,
+        protocol=safe_text(port.protocol, 8),
+        banner=safe_text(banner, BANNER_CHARS, keep_newlines=True)
+        if isinstance(banner, str)
+        else "",
+        queries=tuple(safe_text(str(q), QUERY_CHARS) for q in query_list[:LIST_ITEMS_SHOWN]),
+    )
+    return view if view.banner or view.queries else None
+
+
+# --- details ------------------------------------------------------------------------------
+
+
+def _highlights(details: Mapping[str, Any]) -> tuple[Fact, ...]:
+    """The few facts worth a glance in the port table: title, server, auth methods..."""
+    facts = []
+    for key, path, label in PORT_TABLE_FIELDS:
+        value = details.get(key)
+        if isinstance(value, Mapping) and (text := _fact_text(_lookup(value, path))):
+            facts.append(Fact(label, safe_text(text, TABLE_FACT_CHARS)))
+    return tuple(facts)
+
+
+def _detail_block(key: str, value: Any) -> DetailBlock:
+    if isinstance(value, Mapping):
+        facts = _known_facts(key, value) if key in HIGHLIGHT_FIELDS else _generic_facts(value)
+    elif _is_scalar(value):
+        facts = [Fact(safe_text(key, 64), _scalar_text(value))]
+    else:
+        facts = []
+    return DetailBlock(safe_text(key, 64), tuple(facts[:FACTS_PER_KEY]), _pretty_json(value))
+
+
+def _known_facts(key: str, value: Mapping[str, Any]) -> list[Fact]:
+    facts = []
+    for path, label in HIGHLIGHT_FIELDS[key]:
+        found = _lookup(value, path)
+        text = _fact_text(found)
+        if text:
+            facts.append(Fact(label, text))
+    return facts
+
+
+def _generic_facts(value: Mapping[str, Any]) -> list[Fact]:
+    """For a details key no one told us about: its scalar fields and short lists, in order."""
+    facts = []
+    for name, item in value.items():
+        text = _fact_text(item)
+        if text:
+            facts.append(Fact(safe_text(str(name), 64).replace("_", " "), text))
+    return facts
+
+
+def _lookup(value: Mapping[str, Any], path: str) -> Any:
+    current: Any = value
+    for part in path.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+def _fact_text(value: Any) -> str:
+    """One line for a scalar or a list of scalars; '' for what does not fit on a line."""
+    if value is None or value == "" or value == []:
+        return ""
+    if _is_scalar(value):
+        return _scalar_text(value)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        items = [_item_text(item) for item in value]
+        if not all(items):
+            return ""
+        shown = ", ".join(items[:LIST_ITEMS_SHOWN])
+        more = f" (+{len(items) - LIST_ITEMS_SHOWN} more)" if len(items) > LIST_ITEMS_SHOWN else ""
+        return safe_text(shown, FACT_CHARS) + more
+    return ""
+
+
+def _item_text(item: Any) -> str:
+    """One list item on a line: a scalar, or an object by its name and qualifier; else ''."""
+    if _is_scalar(item):
+        return _scalar_text(item)
+    if not isinstance(item, Mapping):
+        return ""
+    name = next((item[f] for f in ITEM_NAME_FIELDS if _is_scalar(item.get(f)) and item.get(f)),
+                None)
+    if name is None:
+        return ""
+    qualifier = next(
+        (item[f] for f in ITEM_QUALIFIER_FIELDS if _is_scalar(item.get(f)) and item.get(f)), None
+    )
+    text = _scalar_text(name)
+    return f"{text} ({_scalar_text(qualifier)})" if qualifier is not None else text
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return safe_text(str(value), FACT_CHARS)
+
+
+def _pretty_json(value: Any) -> str:
+    text = json.dumps(safe_tree(value), indent=2, ensure_ascii=False, sort_keys=True)
+    if len(text) > RAW_JSON_CHARS:
+        return text[:RAW_JSON_CHARS] + "\n" + TRUNCATION_MARK
+    return text
+
+
+def _compact_json(value: Any) -> str:
+    return safe_text(json.dumps(safe_tree(value, max_depth=3), ensure_ascii=False), FACT_CHARS)
+
+
+# --- findings -----------------------------------------------------------------------------
+
+
+def _finding_view(finding: Finding, target: TargetReport, target_name: str) -> FindingView:
+    return FindingView(
+        id=safe_text(finding.id, 96),
+        severity=_severity(finding.severity),
+        title=safe_text(finding.title, TITLE_CHARS),
+        evidence=safe_text(finding.evidence, EVIDENCE_CHARS, keep_newlines=True),
+        remediation=safe_text(finding.remediation, REMEDIATION_CHARS, keep_newlines=True),
+        references=tuple(safe_text(ref, 512) for ref in finding.references[:LIST_ITEMS_SHOWN]),
+        target=target_name,
+        address=safe_text(target.address, NAME_CHARS),
+        port=finding.port,
+        protocol=safe_text(finding.protocol, 8),
+    )
+
+
+def _groups(targets: Sequence[TargetView]) -> tuple[TargetGroup, ...]:
+    by_input: dict[str, list[TargetView]] = {}
+    for target in targets:
+        by_input.setdefault(target.input, []).append(target)
+    groups = []
+    for name, members in by_input.items():
+        findings = _merged([finding for target in members for finding in target.findings])
+        groups.append(TargetGroup(name, tuple(members), findings, _severity_counts(findings)))
+    return tuple(groups)
+
+
+def _merged(findings: Sequence[FindingView]) -> tuple[FindingView, ...]:
+    """One finding per problem: the same id, port, title and fix on several addresses of a
+    name (its IPv4 and IPv6) is one thing to fix, seen on each of them."""
+    same: dict[tuple[Any, ...], list[FindingView]] = {}
+    for finding in findings:
+        key = (finding.target, finding.id, finding.port, finding.protocol, finding.severity,
+               finding.title, finding.remediation)
+        same.setdefault(key, []).append(finding)
+    return _worst_first([_merge(group) for group in same.values()])
+
+
+def _merge(group: Sequence[FindingView]) -> FindingView:
+    first = group[0]
+    addresses = tuple(dict.fromkeys(finding.address for finding in group))
+    evidences = list(dict.fromkeys(finding.evidence for finding in group))
+    evidence = evidences[0] if len(evidences) == 1 else "\n\n".join(
+        f"{finding.address}:\n{finding.evidence}" for finding in group
+    )
+    return dataclasses.replace(
+        first, addresses=addresses, evidence=safe_text(evidence, EVIDENCE_CHARS, keep_newlines=True)
+    )
+
+
+def _severity(value: Any) -> Severity:
+    try:
+        return Severity(str(value))
+    except ValueError:
+        return Severity.INFO
+
+
+def _worst_first(findings: Sequence[FindingView]) -> tuple[FindingView, ...]:
+    return tuple(
+        sorted(findings, key=lambda f: (-f.severity.rank, f.address, f.port or 0, f.id))
+    )
+
+
+def _worst(findings: Sequence[FindingView]) -> Severity | None:
+    return max((f.severity for f in findings), key=lambda s: s.rank, default=None)
+
+
+def _severity_counts(findings: Sequence[FindingView]) -> dict[Severity, int]:
+    counts = Counter(finding.severity for finding in findings)
+    return {severity: counts[severity] for severity in SEVERITY_ORDER if counts[severity]}
+
+
+# --- diff ---------------------------------------------------------------------------------
+
+
+def _diff_view(diff: ReportDiff) -> DiffView:
+    changes = sorted(
+        diff.changes,
+        key=lambda c: (-(c.severity.rank if c.severity else -1), c.address, c.port or 0),
+    )
+    return DiffView(
+        previous_scan_id=safe_text(diff.previous_scan_id, 64),
+        previous_started_at=safe_text(diff.previous_started_at, 64),
+        changes=tuple(_change_view(change) for change in changes[:500]),
+    )
+
+
+def _change_view(change: Any) -> ChangeView:
+    kind = str(change.kind)
+    where = safe_text(change.address, NAME_CHARS)
+    if change.port:
+        where += f" port {change.port}/{safe_text(change.protocol, 8)}"
+    return ChangeView(
+        kind=kind if kind in ("added", "removed", "changed") else "changed",
+        what=safe_text(change.what, 64),
+        where=where,
+        summary=safe_text(change.summary, TITLE_CHARS),
+        before=safe_text(change.before or "", FACT_CHARS),
+        after=safe_text(change.after or "", FACT_CHARS),
+        severity=change.severity,
+    )
+
+
+def _capped_list(items: Sequence[str], max_items: int, chars: int) -> tuple[str, ...]:
+    shown = [safe_text(item, chars) for item in items[:max_items]]
+    if len(items) > max_items:
+        shown.append(f"… and {len(items) - max_items} more")
+    return tuple(shown)
+
+
+def severity_summary(counts: Mapping[Severity, int]) -> str:
+    """'1 critical, 2 high' (worst first), or 'no findings'."""
+    parts = [f"{counts[s]} {s}" for s in SEVERITY_ORDER if counts.get(s)]
+    return ", ".join(parts) if parts else "no findings"

@@ -1,0 +1,112 @@
+"""The Markdown report: structure, and hostile text that stays text once rendered.
+
+Rendered with markdown-it-py (CommonMark + tables, raw HTML allowed as GitHub allows it
+before sanitising) to see what a viewer would make of it.
+"""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+
+from scanner.report.markdown import md, md_code, md_code_block, render_markdown
+from tests.lab.support_hostile import HTML_PAYLOADS, MARKUP_PAYLOADS
+from tests.unit.test_report_samples import hostile_diff, hostile_report, sample_diff, sample_report
+
+# What our own Markdown may produce once rendered; anything else came from a payload.
+ALLOWED_TAGS = {
+    "h1", "h2", "h3", "h4", "p", "strong", "em", "code", "pre", "table", "thead", "tbody",
+    "tr", "th", "td", "ul", "li", "details", "summary", "hr", "a", "br",
+}
+
+
+def _render(text: str) -> str:
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+def _tags(html: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+def test_structure_of_a_report() -> None:
+    text = render_markdown(sample_report(), sample_diff())
+    assert text.startswith("# Exposure report: home.example\n")
+    sections = ["## Changes since the previous scan", "## Findings", "### 1. 🟥 **CRITICAL**",
+                "## home.example (198.51.100.7)", "### What internet scanners store",
+                "### Technical details", "## home.example (2001:db8::7)"]
+    positions = [text.index(section) for section in sections]
+    assert positions == sorted(positions)
+    assert "**1 critical, 2 high, 3 medium, 1 low, 1 info**" in text
+    assert "| 443/tcp | open | http | nginx 1.22.1 | **A** |" in text
+    assert "**Fix:** Open Home Assistant in your browser now" in text
+    assert "<details><summary>Evidence</summary>" in text
+    assert "References: <https://www.home-assistant.io/getting-started/onboarding/>" in text
+
+
+def test_unknown_details_keys_are_shown() -> None:
+    text = render_markdown(sample_report())
+    assert "6379/tcp: redis" in text and '"auth_required": false' in text
+
+
+def test_renders_to_the_expected_html() -> None:
+    html = _render(render_markdown(sample_report(), sample_diff()))
+    tags = {tag for tag, _ in _tags(html)}
+    assert tags <= ALLOWED_TAGS
+    assert html.count("<table>") == 4  # summary, diff, two port tables
+
+
+def test_hostile_text_stays_text() -> None:
+    text = render_markdown(hostile_report(), hostile_diff())
+    html = _render(text)
+    for tag, attrs in _tags(html):
+        assert tag in ALLOWED_TAGS, (tag, attrs)
+        if tag == "a":  # only our reference links, and never one built from remote text
+            href = dict(attrs).get("href") or ""
+            assert href.startswith("https://www.home-assistant.io/") or not href, attrs
+        assert not any(name.startswith("on") for name, _ in attrs)
+    assert "javascript:" not in "".join(str(attrs) for _, attrs in _tags(html))
+    assert "\\@everyone" in text and "\\[click\\]" in text  # no mention, no link
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "[truncated]" in text and len(text) < 1_500_000
+
+
+def test_tables_keep_their_columns_with_pipes_in_cells() -> None:
+    html = _render(render_markdown(hostile_report()))
+    for row in html.split("<tr>")[1:]:
+        assert row.count("<td") + row.count("<th") in (5, 6, 7), row[:300]
+
+
+def test_code_blocks_cannot_be_closed_from_inside() -> None:
+    hostile = "before\n```\n<script>x</script>\n````\nafter"
+    html = _render(md_code_block(hostile))
+    assert html.count("<pre>") == 1 and "&lt;script&gt;" in html
+    assert _render(f"a {md_code('x `` y ` z')} b").count("<code>") == 1
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from(list("<>[]()`*_#|!&;:/@$\\-+=.1 \nascript")) |
+               st.characters(), max_size=80))
+def test_md_never_produces_markup(value: str) -> None:
+    html = _render(f"text {md(value)} end")
+    assert {tag for tag, _ in _tags(html)} <= {"p", "h1", "h2", "br"}
+    assert html.startswith("<p>") or html.startswith("<h")
+
+
+def test_every_payload_is_inert_inline() -> None:
+    for payload in (*HTML_PAYLOADS, *MARKUP_PAYLOADS):
+        html = _render(f"x {md(payload)}")
+        assert {tag for tag, _ in _tags(html)} == {"p"}, (payload, html)
