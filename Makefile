@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: deps system-deps venv test unit lab lint demo bench clean
+.PHONY: deps system-deps venv test unit lab lab-deps lint demo bench clean
 
 deps: system-deps venv
 
@@ -29,7 +29,24 @@ lint: venv
 unit: venv
 	$(BIN)/python -m pytest -q tests/unit
 
-lab: deps
+# Lab servers that come from npm and PyPI rather than Debian, kept out of the project's venv.
+LAB_CACHE := .lab-cache
+NODE_RED := $(LAB_CACHE)/npm/node_modules/.package-lock.json
+ESPHOME := $(LAB_CACHE)/esphome-venv/.installed
+
+lab-deps: $(NODE_RED) $(ESPHOME)
+
+$(NODE_RED): tests/lab/npm/package.json tests/lab/npm/package-lock.json
+	mkdir -p $(LAB_CACHE)/npm
+	cp tests/lab/npm/package.json tests/lab/npm/package-lock.json $(LAB_CACHE)/npm/
+	npm ci --prefix $(LAB_CACHE)/npm --no-audit --no-fund --loglevel=error
+
+$(ESPHOME):
+	$(PYTHON) -m venv $(LAB_CACHE)/esphome-venv
+	$(LAB_CACHE)/esphome-venv/bin/pip install --quiet 'esphome==2026.6.5'
+	touch $(ESPHOME)
+
+lab: deps lab-deps
 	$(BIN)/python -m pytest -q tests/lab
 
 # Start the lab, scan it from its `scan` namespace, print the report, tear the lab down.

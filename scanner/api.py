@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from scanner.checks.base import CheckOptions
 from scanner.checks.runner import PortChecks, merge_details, run_checks
 from scanner.discovery import DiscoveryOptions, HostDiscovery, PortState, choose_engine, discover
+from scanner.discovery.udp import UDP_CATALOGUE, UdpOptions, probe_udp, udp_findings
 from scanner.findings import Finding, FindingSpec, Severity
 from scanner.identification import IdentifyOptions, ServiceIdentity, identify_services, internetdb
 from scanner.report.model import PortReport, ScanReport, TargetReport
@@ -38,6 +39,8 @@ class ScanOptions:
     checks: CheckOptions = field(default_factory=CheckOptions)
     # --internetdb: compare with what Shodan already has on record (None: off)
     internetdb_url: str | None = None
+    udp: bool = False  # --udp: probe the UDP services self-hosters expose (DNS, NTP, SSDP...)
+    udp_dns_name: str = "example.com"  # the name the open-resolver test asks for
 
 
 def scan(
@@ -82,6 +85,8 @@ def scan(
         open_ports = [] if found.answers_all_ports else found.ports_in(PortState.OPEN)
         if options.identify and open_ports:
             _identify_and_check(target, target_report, open_ports, options, progress, report)
+        if options.udp:
+            _probe_udp(target, target_report, options, progress)
         if options.internetdb_url:
             _compare_with_internetdb(target, target_report, open_ports, options.internetdb_url)
     report.finished_at = _now()
@@ -112,6 +117,27 @@ def _identify_and_check(
         progress(target, "checks", 0, len(open_ports))
     for port, outcome in sorted(run_checks(target, identities, options.checks).items()):
         _apply_checks(by_port[port], outcome, target_report, report)
+
+
+def _probe_udp(
+    target: Target, target_report: TargetReport, options: ScanOptions,
+    progress: ScanProgress | None,
+) -> None:
+    if progress:
+        progress(target, "udp", 0, 1)
+    udp_options = UdpOptions(
+        timeout=options.discovery.timeout,
+        retries=options.discovery.retries,
+        rate=options.discovery.rate,
+        dns_name=options.udp_dns_name,
+    )
+    services = probe_udp(target.address, udp_options)
+    for service in services:
+        entry = service.to_port_dict()
+        target_report.ports.append(PortReport(**entry))
+    target_report.findings.extend(udp_findings(services))
+    if progress:
+        progress(target, "udp", 1, 1)
 
 
 def _compare_with_internetdb(
@@ -179,7 +205,7 @@ ANSWERS_ALL_PORTS = FindingSpec(
     title="The host accepts connections on every port",
 )
 # Findings the pipeline itself produces (not a check): part of `exposure checks --list`.
-PIPELINE_CATALOGUE = (ANSWERS_ALL_PORTS,)
+PIPELINE_CATALOGUE = (ANSWERS_ALL_PORTS, *UDP_CATALOGUE)
 
 
 def _answers_all_ports_finding(found: HostDiscovery) -> Finding:

@@ -17,7 +17,16 @@ PACKAGES=(
     procps time                        # ps, /usr/bin/time for peak-memory measurements
     chromium                           # tests load the HTML report in headless Chromium
     util-linux                         # unshare, setpriv (tests: isolated mounts, unprivileged runs)
+    # lab: the services self-hosters forward, each run open and locked down
+    redis-server memcached tigervnc-standalone-server tigervnc-tools inetutils-telnetd
+    unbound ntpsec snmpd miniupnpd avahi-daemon openvpn influxdb samba
+    gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 )
+
+# Node-RED (lab) installs from npm: Debian's node and npm only when the machine has none.
+if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -92,6 +92,12 @@ def scan_command(
         str,
         typer.Option(envvar="EXPOSURE_INTERNETDB_URL", help="InternetDB base URL (a mirror)."),
     ] = INTERNETDB_DEFAULT_URL,
+    udp: Annotated[
+        bool, typer.Option("--udp", help="Also probe UDP services (DNS, NTP, SSDP, SNMP, ...).")
+    ] = False,
+    resolver_test_name: Annotated[
+        str, typer.Option(help="With --udp: the name the open-resolver test asks for.")
+    ] = "example.com",
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Table format: print only the findings.")
     ] = False,
@@ -119,6 +125,8 @@ def scan_command(
         identify=identify,
         checks=CheckOptions(active=active, ca_file=ca_file),
         internetdb_url=internetdb_url if internetdb else None,
+        udp=udp,
+        udp_dns_name=resolver_test_name,
     )
     expected = load_baseline(baseline) if baseline else None
     recorder = ScanRecorder.for_cli(db, no_store)

@@ -133,7 +133,11 @@ class Store:
         file system) is still opened for reading when it is up to date.
         """
         path = Path(path).expanduser()
-        if not path.exists():
+        try:
+            exists = path.exists()
+        except OSError as error:  # e.g. a directory this user may not search
+            raise explain(path, error) from error
+        if not exists:
             if not create:
                 raise NoDatabase(path, "does not exist yet", "run `exposure scan` to start one")
             _create_file(path)

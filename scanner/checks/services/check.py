@@ -1,0 +1,141 @@
+"""The `services` check: catalogue products on any open port, open to anyone or asking for auth.
+
+Findings (see catalogue.FINDINGS):
+- mqtt.anonymous (high): the broker answered CONNACK 0 to a CONNECT without credentials;
+- service.unauthenticated (high/critical per product): the product's "no auth" markers held;
+- service.auth_required (info): the product was identified and asks for credentials;
+- service.cleartext_auth (medium): ...and those credentials would travel unencrypted
+  (MQTT without TLS, Telnet, Redis);
+- smb.exposed (high): an SMB server answers from the internet.
+
+details: one key per product found (details["node_red"], details["mqtt"], details["redis"]...)
+and details["product"] naming the most severe one: {"name", "key", "auth"}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scanner.checks.base import CheckContext, CheckResult, Finding, Severity
+from scanner.checks.services.catalogue import (
+    AUTH_REQUIRED,
+    CLEARTEXT_AUTH,
+    FINDINGS,
+    UNAUTHENTICATED,
+)
+from scanner.checks.services.engine import Judged, applicable_protocols, assess_port
+from scanner.checks.services.model import Auth, HttpProduct, ProtocolProduct
+
+AUTH_RANK = {Auth.NONE: 2, Auth.UNKNOWN: 1, Auth.REQUIRED: 0}
+_SPECS = {spec.id: spec for spec in FINDINGS}
+
+
+class ServicesCheck:
+    name = "services"
+    catalogue = FINDINGS
+    after: tuple[str, ...] = ()
+
+    def applies(self, context: CheckContext) -> bool:
+        return context.identity.service == "http" or bool(applicable_protocols(context))
+
+    def run(self, context: CheckContext) -> CheckResult:
+        judged = assess_port(context)
+        findings: list[Finding] = []
+        notes: list[str] = []
+        details: dict[str, Any] = {}
+        for item in judged:
+            findings += findings_for(item, context.port)
+            notes += item.assessment.notes
+            details[item.assessment.key] = details_for(item, context)
+        if judged:
+            top = max(judged, key=lambda item: AUTH_RANK[item.assessment.auth])
+            details["product"] = {
+                "name": top.assessment.product,
+                "key": top.assessment.key,
+                "auth": str(top.assessment.auth),
+            }
+        return CheckResult(tuple(findings), details, tuple(dict.fromkeys(notes)))
+
+
+def findings_for(item: Judged, port: int) -> list[Finding]:
+    definition, assessment = item.definition, item.assessment
+    remedy = definition.remedy
+    found: list[Finding] = []
+    if assessment.auth is Auth.NONE:
+        finding_id = (
+            definition.finding_open if isinstance(definition, ProtocolProduct)
+            else UNAUTHENTICATED.id
+        )
+        found.append(_finding(
+            finding_id, definition.severity, definition.open_title or
+            f"{assessment.product} answers without authentication",
+            assessment.evidence, remedy.text, port, remedy.references,
+        ))
+    elif assessment.auth is Auth.REQUIRED:
+        found.append(_finding(
+            AUTH_REQUIRED.id, Severity.INFO,
+            f"{assessment.product} is reachable from the internet and asks for credentials",
+            assessment.evidence,
+            "Fine if you meant to expose it; otherwise reach it over a VPN. " + remedy.text,
+            port, remedy.references,
+        ))
+        if _cleartext(definition, assessment.transport) and not assessment.facts.get(
+            "protected_mode"
+        ):  # Redis protected mode refuses without asking for anything
+            found.append(_finding(
+                CLEARTEXT_AUTH.id, CLEARTEXT_AUTH.severity,
+                f"{assessment.product} asks for credentials over an unencrypted connection",
+                f"{assessment.evidence} (transport: {assessment.transport}, no TLS)",
+                "Anyone on the path can read the password. Use the TLS variant of the protocol "
+                "(e.g. MQTT on 8883, SSH instead of Telnet), or a VPN. " + remedy.text,
+                port, remedy.references,
+            ))
+    if isinstance(definition, ProtocolProduct) and definition.exposed_finding:
+        finding_id, severity = definition.exposed_finding
+        found.append(_finding(
+            finding_id, severity, _SPECS[finding_id].title, assessment.evidence, remedy.text,
+            port, remedy.references,
+        ))
+    return found
+
+
+def details_for(item: Judged, context: CheckContext) -> dict[str, Any]:
+    assessment = item.assessment
+    details: dict[str, Any] = {}
+    earlier = context.identity.details.get(assessment.key)
+    if isinstance(earlier, dict):  # keep what identification learnt under the same key
+        details.update(earlier)
+    details.update({
+        "product": assessment.product,
+        "auth": str(assessment.auth),
+        "evidence": assessment.evidence,
+        "transport": assessment.transport,
+        "usual_ports": list(item.definition.usual_ports),
+        "on_usual_port": context.port in item.definition.usual_ports,
+    })
+    if assessment.version:
+        details["version"] = assessment.version
+    details.update(assessment.facts)
+    return details
+
+
+def _cleartext(definition: HttpProduct | ProtocolProduct, transport: str) -> bool:
+    return (
+        isinstance(definition, ProtocolProduct)
+        and definition.cleartext_credentials
+        and (transport == "tcp" or transport.startswith("ws "))
+    )
+
+
+def _finding(
+    finding_id: str, severity: Severity, title: str, evidence: str, remediation: str,
+    port: int, references: tuple[str, ...],
+) -> Finding:
+    return Finding(
+        id=finding_id, severity=severity, title=title, evidence=evidence,
+        remediation=remediation, port=port, protocol="tcp",
+        references=references or _SPECS[finding_id].references,
+    )
+
+
+CHECK = ServicesCheck()
