@@ -1,0 +1,1 @@
+"""TLS grading with sslyze, by the SSL Labs rating guide (see check.py, rating.py)."""

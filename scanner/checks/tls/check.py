@@ -1,0 +1,62 @@
+"""The TLS check: grade every TLS endpoint the SSL Labs way, on any port, whatever runs inside.
+
+Identification found the port speaks TLS (HTTPS, MQTT over TLS, anything); this check scans it
+with sslyze (scan.py), grades the facts (rating.py) and turns the grade into findings
+(findings.py). The hostname the user typed is the SNI and the name the certificate must carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scanner.checks.base import CheckContext, CheckResult, FindingSpec
+from scanner.checks.tls.findings import CATALOGUE, notes_for, tls_details, tls_findings
+from scanner.checks.tls.hsts import hsts_from_identity
+from scanner.checks.tls.rating import rate
+from scanner.checks.tls.scan import Endpoint, scan_endpoint
+
+# What identification saw of its own handshake; kept next to the grade (details.tls replaces it).
+IDENTIFICATION_KEYS = ("negotiated_version", "negotiated_cipher")
+
+
+class TlsCheck:
+    name = "tls"
+    catalogue: tuple[FindingSpec, ...] = CATALOGUE
+    after: tuple[str, ...] = ()
+
+    def applies(self, context: CheckContext) -> bool:
+        return context.identity.tls
+
+    def run(self, context: CheckContext) -> CheckResult:
+        endpoint = Endpoint(
+            address=context.target.address,
+            port=context.port,
+            hostname=context.target.hostname,
+            timeout=context.options.timeout,
+            ca_file=context.options.ca_file,
+        )
+        hsts = hsts_from_identity(context.identity.service, context.identity.details)
+        outcome = scan_endpoint(endpoint, hsts)
+        seen = _identification_view(context.identity.details)
+        if outcome.facts is None:
+            reason = outcome.error or "no TLS handshake succeeded"
+            return CheckResult(
+                details={"tls": {**seen, "grade": None, "not_graded": reason}},
+                notes=(f"TLS grade not given: {reason}",),
+            )
+        rating = rate(outcome.facts)
+        return CheckResult(
+            findings=tuple(tls_findings(outcome.facts, rating, context.port)),
+            details={"tls": {**seen, **tls_details(outcome.facts, rating, outcome.seconds)}},
+            notes=tuple(notes_for(outcome.facts, rating)),
+        )
+
+
+def _identification_view(details: dict[str, Any]) -> dict[str, Any]:
+    seen = details.get("tls")
+    if not isinstance(seen, dict):
+        return {}
+    return {key: seen[key] for key in IDENTIFICATION_KEYS if key in seen}
+
+
+CHECK = TlsCheck()

@@ -1,0 +1,188 @@
+"""scan.py: bounded sockets, conversions from sslyze's results, and one real scan on loopback
+against Python's own TLS server (the lab tests do the nginx configurations)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from scanner.checks.tls import scan
+from scanner.checks.tls.rating import rate
+from scanner.checks.tls.scan import (
+    BoundedSocket,
+    Endpoint,
+    install_connection_bounds,
+    protocol_from_result,
+    scan_endpoint,
+    vulnerabilities_from_results,
+)
+from tests.lab.pki import LabCA
+
+# --- bounded sockets ----------------------------------------------------------------------------
+
+
+def test_bounded_socket_passes_data_through() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        bounded = BoundedSocket(left, lifetime=5, byte_cap=100)
+        right.sendall(b"hello")
+        assert bounded.recv(10) == b"hello"
+        bounded.sendall(b"back")
+        assert right.recv(10) == b"back"
+
+
+def test_bounded_socket_stops_at_the_byte_cap() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        bounded = BoundedSocket(left, lifetime=5, byte_cap=8)
+        right.sendall(b"x" * 64)
+        received = b""
+        with pytest.raises(ConnectionResetError):
+            for _ in range(20):
+                received += bounded.recv(4)
+        assert len(received) <= 8
+
+
+def test_bounded_socket_stops_at_its_deadline() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        left.settimeout(5)
+        bounded = BoundedSocket(left, lifetime=0.2, byte_cap=100)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            while True:  # a server that trickles forever
+                right.send(b"x")
+                bounded.recv(1)
+                time.sleep(0.01)
+        assert time.monotonic() - started < 1.0
+
+
+def test_sslyze_patch_point_exists_and_is_wrapped() -> None:
+    # scan.py relies on this private sslyze function; an upgrade that renames it must fail here.
+    from sslyze.connection_helpers import tls_connection
+
+    install_connection_bounds()
+    install_connection_bounds()  # idempotent
+    assert tls_connection._open_socket_for_direct_connection.__name__ == "bounded"
+
+
+# --- conversions --------------------------------------------------------------------------------
+
+
+def _accepted(name: str, key_size: int, anonymous: bool = False,
+              key: object | None = None) -> SimpleNamespace:
+    return SimpleNamespace(cipher_suite=SimpleNamespace(name=name, key_size=key_size,
+                                                        is_anonymous=anonymous),
+                           ephemeral_key=key)
+
+
+def test_protocol_from_result() -> None:
+    x25519 = SimpleNamespace(type_name="ECDH", size=253, curve_name="X25519")
+    result = SimpleNamespace(accepted_cipher_suites=[
+        _accepted("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", 128, key=x25519),
+        _accepted("TLS_RSA_WITH_AES_256_CBC_SHA", 256),
+    ])
+    support = protocol_from_result("TLSv1.2", result)
+    assert support.status == "supported" and len(support.suites) == 2
+    ecdhe = support.suites[0]
+    assert (ecdhe.ephemeral_type, ecdhe.ephemeral_bits, ecdhe.curve) == ("ECDH", 253, "X25519")
+    assert ecdhe.forward_secret and ecdhe.aead and ecdhe.ephemeral_rsa_equivalent == 3072
+    assert support.suites[1].ephemeral_bits is None and not support.suites[1].forward_secret
+    empty = protocol_from_result("TLSv1.0", SimpleNamespace(accepted_cipher_suites=[]))
+    assert empty.status == "not_supported"
+
+
+def test_vulnerabilities_from_results() -> None:
+    results = {
+        "heartbleed": SimpleNamespace(is_vulnerable_to_heartbleed=False),
+        "robot": SimpleNamespace(robot_result=SimpleNamespace(value="VULNERABLE_WEAK_ORACLE")),
+        "session_renegotiation": SimpleNamespace(supports_secure_renegotiation=True,
+                                                 client_renegotiations_success_count=0),
+    }
+    vulnerabilities = vulnerabilities_from_results(results)
+    assert vulnerabilities.heartbleed is False and vulnerabilities.robot == "vulnerable_weak_oracle"
+    assert vulnerabilities.client_renegotiation is False
+    assert vulnerabilities.ccs_injection is None  # not tested is not "safe"
+
+
+# --- real scans on loopback ---------------------------------------------------------------------
+
+
+class _TlsHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        context: ssl.SSLContext = self.server.tls_context  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError):
+            self.request.settimeout(2)
+            with context.wrap_socket(self.request, server_side=True) as tls:
+                tls.recv(1024)
+
+
+class _TlsServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = LabCA(directory)
+    leaf = ca.issue("localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(leaf.chain_path, leaf.key_path)
+    server = _TlsServer(("127.0.0.1", 0), _TlsHandler)
+    server.tls_context = context  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], ca.cert_path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_scan_of_python_tls_server_on_loopback(tls_server: tuple[int, Path]) -> None:
+    port, ca_file = tls_server
+    outcome = scan_endpoint(Endpoint(ipaddress.ip_address("127.0.0.1"), port, "localhost",
+                                     timeout=2.0, ca_file=ca_file))
+    assert outcome.error is None and outcome.facts is not None
+    facts = outcome.facts
+    assert facts.supported_versions == ("TLSv1.2", "TLSv1.3")
+    assert facts.protocol("TLSv1.0").how == "probe"  # refused outright: not enumerated
+    assert facts.certificate is not None and facts.certificate.chain_trusted
+    assert facts.vulnerabilities.heartbleed is False
+    rating = rate(facts)
+    assert rating.grade == "A"  # not HTTP here (no HSTS facts): A is the best there is
+    assert outcome.connections < 300
+
+
+def test_scan_of_a_closed_port_is_an_error_not_an_exception() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    outcome = scan_endpoint(Endpoint(ipaddress.ip_address("127.0.0.1"), closed, None, 1.0))
+    assert outcome.facts is None and outcome.error
+    assert outcome.seconds < 5
+
+
+def test_a_silent_server_is_bounded() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    with listener:
+        started = time.monotonic()
+        outcome = scan_endpoint(Endpoint(ipaddress.ip_address("127.0.0.1"),
+                                         listener.getsockname()[1], None, 0.3))
+        assert outcome.facts is None
+        # 12 x 0.3 s budget at most, plus the jobs already running
+        assert time.monotonic() - started < scan.ENDPOINT_BUDGET_FACTOR * 0.3 + 3
