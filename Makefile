@@ -53,9 +53,10 @@ lab: deps lab-deps
 demo: deps
 	$(BIN)/python -m tests.lab run -- $(BIN)/exposure scan home.lab --rate 20000 --timeout 0.5 --ports top,2222
 
-# Full-range discovery timed side by side with nmap, on the lab.
+# Full-range discovery side by side with nmap, the whole lab home, then TLS grading speed.
 bench: deps
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.tls
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
