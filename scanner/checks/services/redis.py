@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
-from scanner.checks.services.transport import Endpoint, ProbeError, open_stream
+from scanner.checks.services.transport import Endpoint, plain_request
 from scanner.report.sanitize import safe_text
 
 COMMAND = b"INFO server\r\n"
@@ -57,12 +57,5 @@ def classify(reply: bytes) -> ProbeOutcome:
 
 
 def probe(endpoint: Endpoint) -> ProbeOutcome:
-    if endpoint.tls:
-        return NOT_IDENTIFIED
-    try:
-        with open_stream(endpoint, cap=REPLY_CAP) as stream:
-            stream.send(COMMAND)
-            reply = stream.recv_until(reply_complete, REPLY_CAP)
-    except ProbeError:
-        return NOT_IDENTIFIED
-    return classify(reply)
+    reply = plain_request(endpoint, COMMAND, reply_complete, REPLY_CAP)
+    return NOT_IDENTIFIED if reply is None else classify(reply)

@@ -138,3 +138,19 @@ def open_stream(
         yield Stream(sock, deadline, cap)
     finally:
         sock.close()
+
+
+def plain_request(
+    endpoint: Endpoint, command: bytes, complete: Callable[[bytes], bool], cap: int
+) -> bytes | None:
+    """One command over plain TCP and its bounded reply; None when TLS or no usable answer.
+
+    For the line protocols (Redis, memcached) that only speak plain TCP."""
+    if endpoint.tls:
+        return None
+    try:
+        with open_stream(endpoint, cap=cap) as stream:
+            stream.send(command)
+            return stream.recv_until(complete, cap)
+    except ProbeError:
+        return None
