@@ -122,6 +122,8 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]
     try:
         for name in EXPECTED:
             port = _free_port()
+            while port in ports.values():  # the kernel may hand out a just-freed port again
+                port = _free_port()
             processes.append(subprocess.Popen(
                 [sys.executable, str(script), "127.0.0.1", str(port),
                  str(FIXTURES / f"{name}.json"), str(directory / f"{name}.log")],
