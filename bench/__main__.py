@@ -72,7 +72,9 @@ def nmap_open_ports(xml_path: Path) -> set[int]:
 
 def contenders(out: Path, syn_rate: int, connect_rate: int) -> list[Contender]:
     target = Lab.HOME_V4
-    timeout = ["--timeout", "0.5", "--format", "json", "--fail-on", "never"]
+    # Discovery only, like nmap -sS (no -sV): the full pipeline is timed by measure_whole_home.
+    timeout = ["--timeout", "0.5", "--format", "json", "--fail-on", "never", "--no-identify",
+               "--no-store"]
     return [
         Contender(
             "exposure syn",

@@ -19,7 +19,7 @@ from scanner.checks.runner import PortChecks, merge_details, run_checks
 from scanner.discovery import DiscoveryOptions, HostDiscovery, PortState, choose_engine, discover
 from scanner.discovery.udp import UDP_CATALOGUE, UdpOptions, probe_udp, udp_findings
 from scanner.findings import Finding, FindingSpec, Severity
-from scanner.identification import IdentifyOptions, ServiceIdentity, identify_services, internetdb
+from scanner.identification import IdentifyOptions, ServiceIdentity, identify_services
 from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.targets import TOP_PORTS, Target, parse_targets
 
@@ -144,6 +144,8 @@ def _compare_with_internetdb(
     target: Target, target_report: TargetReport, open_ports: list[int], base_url: str
 ) -> None:
     """Side by side with Shodan's record. A failure is a note, never a failed scan."""
+    from scanner.identification import internetdb  # requests: only paid for with --internetdb
+
     own_server = base_url.rstrip("/") != internetdb.DEFAULT_BASE_URL
     # Shodan only has public IPv4; a server the user points us at may know other addresses.
     if not (internetdb.eligible(target.address) or (own_server and target.address.version == 4)):

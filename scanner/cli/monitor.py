@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scanner.alerts import load_settings, notifiers_from
 from scanner.api import PIPELINE_CATALOGUE, ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.checks.registry import catalogue
@@ -25,7 +24,6 @@ from scanner.diff.report_adapter import for_reports
 from scanner.discovery import DiscoveryOptions
 from scanner.errors import BadInput
 from scanner.findings import Severity
-from scanner.monitor import Watcher, WatchOptions, parse_interval
 from scanner.report.html import render_html
 from scanner.report.json_report import render_json
 from scanner.report.markdown import render_markdown
@@ -259,6 +257,10 @@ def watch_command(
         raise BadInput("--rate must be >= 1 and --timeout between 0.05 and 60 s")
     if ca_file is not None and not ca_file.is_file():
         raise BadInput(f"--ca-file {ca_file}: no such file")
+    # Imported here: every other command (and every scan's start-up) would pay for them.
+    from scanner.alerts import load_settings, notifiers_from
+    from scanner.monitor import Watcher, WatchOptions, parse_interval
+
     notifiers = notifiers_from(load_settings(alert_config), _alert_names(alert))
     options = WatchOptions(
         inputs=tuple(targets),
