@@ -12,6 +12,8 @@ cleaned by the view (scanner.report.view), so no escape sequence of a server get
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -116,17 +118,39 @@ def _render_group(group: TargetGroup, console: Console) -> None:
     for target in group.targets:
         _print(console, _summary_line(target), one_line=True)  # one line, to grep for
     several = len(group.targets) > 1
-    for target in group.targets:
-        for note in target.notes:
-            where = f"{target.address}: " if several else ""
-            _print(console, Text(f"  note: {where}{note}", style="dim"))
     if group.findings:
         _print(console, Text(f"  Findings ({severity_summary(group.severity_counts)})",
                              style="bold"))
         for finding in group.findings:
             _render_finding(finding, console, _address_hint(finding, group))
+    for where, note in _merged_notes(group):
+        _print(console, Text(f"  note{where}: {note}", style="dim"))
     for target in group.targets:
         _render_target(target, console, several)
+
+
+_PORT_PREFIX = re.compile(r"^port (\d+): ")
+
+
+def _merged_notes(group: TargetGroup) -> list[tuple[str, str]]:
+    """Each note once: "port 22: X" on two addresses and port 2222 becomes one line for X."""
+    merged: dict[str, tuple[list[str], list[str]]] = {}
+    for target in group.targets:
+        for note in target.notes:
+            match = _PORT_PREFIX.match(note)
+            text = note[match.end():] if match else note
+            ports, addresses = merged.setdefault(text, ([], []))
+            if match and match.group(1) not in ports:
+                ports.append(match.group(1))
+            if target.address not in addresses:
+                addresses.append(target.address)
+    lines = []
+    for text, (ports, addresses) in merged.items():
+        where = f" (port{'s' if len(ports) > 1 else ''} {', '.join(ports)})" if ports else ""
+        if len(group.targets) > 1 and len(addresses) < len(group.targets):
+            where += f" (only {', '.join(addresses)})"
+        lines.append((where, text))
+    return lines
 
 
 def _address_hint(finding: FindingView, group: TargetGroup) -> str:
@@ -205,9 +229,11 @@ def _indented(label: str, text: str, indent: str, style: str = "") -> Text:
 
 
 def _first_line(text: str, limit: int) -> str:
-    lines = text.strip().splitlines()
+    lines = [line for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return ""
+    if len(lines) > 1 and lines[0].endswith(":"):  # "address:" heading the evidence per address
+        lines = [f"{lines[0]} {lines[1].strip()}", *lines[2:]]
     first = safe_text(lines[0], limit)
     return first if len(lines) == 1 or first.endswith(TRUNCATION_MARK) else first + " …"
 
