@@ -108,6 +108,8 @@ def _identify_and_check(
         progress(target, "identification", 0, len(open_ports))
     identify_options = dataclasses.replace(options.identification, sni=target.hostname)
     identities = identify_services(target.address, open_ports, identify_options)
+    if progress:
+        progress(target, "identification", len(open_ports), len(open_ports))
     by_port = {port.port: port for port in target_report.ports}
     for port, identity in identities.items():
         _apply_identity(by_port[port], identity)
@@ -117,6 +119,8 @@ def _identify_and_check(
         progress(target, "checks", 0, len(open_ports))
     for port, outcome in sorted(run_checks(target, identities, options.checks).items()):
         _apply_checks(by_port[port], outcome, target_report, report)
+    if progress:
+        progress(target, "checks", len(open_ports), len(open_ports))
 
 
 def _probe_udp(
