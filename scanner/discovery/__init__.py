@@ -12,7 +12,7 @@ from scanner.discovery.base import (
     PortState,
     ProgressCallback,
 )
-from scanner.errors import BadInput, ScanFailed
+from scanner.errors import BadInput
 from scanner.targets import IPAddress
 
 ENGINE_NAMES = ("auto", "syn", "connect", "nmap")
@@ -27,12 +27,9 @@ def choose_engine(name: str) -> DiscoveryEngine:
         from scanner.discovery.syn import raw_sockets_available
 
         name = "syn" if raw_sockets_available() else "connect"
-    if name == "syn":
-        from scanner.discovery.syn import SynEngine, raw_sockets_available
+    if name == "syn":  # SynEngine itself refuses, with a clear message, without raw sockets
+        from scanner.discovery.syn import SynEngine
 
-        if not raw_sockets_available():
-            raise ScanFailed("the syn engine needs raw sockets (root or CAP_NET_RAW); "
-                             "use --engine connect")
         return SynEngine()
     if name == "connect":
         from scanner.discovery.connect import ConnectEngine

@@ -36,6 +36,17 @@ class TokenBucket:
         return max(0.0, missing / self.rate)
 
 
+class RateLimiter:
+    """One event per `wait()`, at most `rate` per second; blocks (for synchronous senders)."""
+
+    def __init__(self, rate: float) -> None:
+        self._bucket = TokenBucket(rate)
+
+    def wait(self) -> None:
+        while not self._bucket.take(1):
+            time.sleep(self._bucket.delay_for(1))
+
+
 class AsyncRateLimiter:
     """One event per `wait()`, at most `rate` per second."""
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanner.discovery.ratelimit import RateLimiter
 from scanner.findings import Finding, FindingSpec, Severity
 from scanner.report.sanitize import safe_text
 from scanner.targets import IPAddress
@@ -179,12 +180,13 @@ def run_exchanges(address: IPAddress, exchanges: Sequence[Exchange], options: Ud
             sock.setblocking(False)
             sock.connect((str(address), exchange.port))  # connected: ICMP errors reach us
             selector.register(sock, selectors.EVENT_READ, exchange)
-        pace = _Pacer(options.rate)
+        pace = RateLimiter(options.rate) if options.rate else None
         for attempt in range(max(0, options.retries) + 1):
             settled = _settled_services(exchanges)
             for sock, exchange in zip(sockets, exchanges, strict=True):
                 if attempt == 0 or exchange.service not in settled:
-                    pace.wait()
+                    if pace:
+                        pace.wait()
                     _send(sock, exchange)
             _collect(selector, time.monotonic() + options.timeout)
             if len(_settled_services(exchanges)) == len({e.service for e in exchanges}):
@@ -193,23 +195,6 @@ def run_exchanges(address: IPAddress, exchanges: Sequence[Exchange], options: Ud
         selector.close()
         for sock in sockets:
             sock.close()
-
-
-class _Pacer:
-    """Spaces sends to at most `rate` per second (the time waited is not answer time lost:
-    the sockets keep receiving in the kernel meanwhile)."""
-
-    def __init__(self, rate: float | None) -> None:
-        self._gap = 1.0 / rate if rate and rate > 0 else 0.0
-        self._next = 0.0
-
-    def wait(self) -> None:
-        if not self._gap:
-            return
-        now = time.monotonic()
-        if now < self._next:
-            time.sleep(self._next - now)
-        self._next = max(now, self._next) + self._gap
 
 
 def _settled_services(exchanges: Sequence[Exchange]) -> set[str]:

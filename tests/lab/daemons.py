@@ -164,6 +164,20 @@ def pick_free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def _generate_missing(commands: dict[Path, list[str]], tool: str) -> None:
+    """Run the key generator for every path not there yet, in parallel; raise on failure."""
+    jobs = [
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+        for path, argv in commands.items()
+        if not path.exists()
+    ]
+    for job in jobs:
+        _, err = job.communicate()
+        if job.returncode != 0:
+            raise LabError(f"{tool} failed: {err.decode(errors='replace').strip()}")
+
+
 def _private_dir(place: Place, name: str) -> Path:
     """A new directory for one daemon under the place's work dir (name, name-2, ...)."""
     for i in range(1, 1000):
@@ -232,20 +246,11 @@ def ssh_host_keys(
     """
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"ssh_host_{kind}_key" for kind in types]
-    jobs = [
-        subprocess.Popen(
-            [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", "exposure-lab", "-f", str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for kind, path in zip(types, paths, strict=True)
-        if not path.exists()
-    ]
-    for job in jobs:
-        _, err = job.communicate()
-        if job.returncode != 0:
-            raise LabError(f"ssh-keygen failed: {err.decode(errors='replace').strip()}")
+    _generate_missing(
+        {path: [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", "exposure-lab", "-f", str(path)]
+         for kind, path in zip(types, paths, strict=True)},
+        "ssh-keygen",
+    )
     return paths
 
 
@@ -520,20 +525,12 @@ def dropbear_host_keys(directory: Path, types: Sequence[str] = ("ed25519", "rsa"
     """Dropbear host keys (its own format), generated with dropbearkey unless already there."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"dropbear_{kind}_host_key" for kind in types]
-    jobs = [
-        subprocess.Popen(
-            [DROPBEARKEY, "-t", kind, "-f", str(path), *(["-s", "2048"] if kind == "rsa" else [])],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for kind, path in zip(types, paths, strict=True)
-        if not path.exists()
-    ]
-    for job in jobs:
-        _, err = job.communicate()
-        if job.returncode != 0:
-            raise LabError(f"dropbearkey failed: {err.decode(errors='replace').strip()}")
+    _generate_missing(
+        {path: [DROPBEARKEY, "-t", kind, "-f", str(path),
+                *(["-s", "2048"] if kind == "rsa" else [])]
+         for kind, path in zip(types, paths, strict=True)},
+        "dropbearkey",
+    )
     return paths
 
 

@@ -25,13 +25,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.lab.daemons import pick_free_port
+
 LOOPBACK = "127.0.0.1"
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+    return pick_free_port(LOOPBACK)
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

@@ -24,6 +24,7 @@ from scanner.checks.services.engine import PROBES, hinted
 from scanner.checks.services.model import HttpProduct, Match, Request, Rule
 from scanner.identification.model import ServiceIdentity
 from scanner.targets import Target
+from tests.lab.daemons import pick_free_port
 from tests.lab.support_services import FIXTURES, REPLAY
 
 # fixture -> (details.product key, auth) or None when nothing may be said
@@ -105,12 +106,6 @@ def test_hints_use_title_server_or_relative_login_redirect() -> None:
     assert hinted(docker, {})  # API-only products are probed everywhere
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     """One loopback replay server per fixture."""
@@ -121,9 +116,9 @@ def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]
     processes = []
     try:
         for name in EXPECTED:
-            port = _free_port()
+            port = pick_free_port()
             while port in ports.values():  # the kernel may hand out a just-freed port again
-                port = _free_port()
+                port = pick_free_port()
             processes.append(subprocess.Popen(
                 [sys.executable, str(script), "127.0.0.1", str(port),
                  str(FIXTURES / f"{name}.json"), str(directory / f"{name}.log")],

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.discovery import udp
+from scanner.discovery.ratelimit import RateLimiter
 from scanner.discovery.udp import UdpOptions, UdpService, probe_udp, udp_findings
 
 ANY_BYTES = st.binary(max_size=2048)
@@ -137,7 +138,7 @@ def test_findings_only_for_evidence() -> None:
 
 
 def test_rate_cap_spaces_the_datagrams() -> None:
-    pacer = udp._Pacer(20.0)
+    pacer = RateLimiter(20.0)  # what run_exchanges paces its datagrams with
     started = time.monotonic()
     for _ in range(5):
         pacer.wait()
