@@ -41,7 +41,7 @@ from scanner.identification.connection import (
     seconds_left,
     share_of_remaining,
 )
-from scanner.identification.http_parse import Origin, head_text
+from scanner.net.http_parse import Origin, head_text
 from scanner.identification.model import IdentifyOptions, ServiceIdentity
 from scanner.identification.mqtt import Connack, probe_mqtt
 from scanner.identification.shodan_view import ShodanEvidence, shodan_view

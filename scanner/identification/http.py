@@ -23,7 +23,7 @@ from scanner.identification.connection import (
     Channel,
     ProbeTimeout,
 )
-from scanner.identification.http_parse import (
+from scanner.net.http_parse import (
     BODY_CAP,
     HEAD_CAP,
     REDIRECT_STATUSES,

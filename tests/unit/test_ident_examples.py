@@ -15,7 +15,7 @@ import pytest
 from scanner.identification import IdentifyOptions, identify_services
 from scanner.identification.banner import classify_greeting, greeting_wait
 from scanner.identification.http import build_request, favicon_hash
-from scanner.identification.http_parse import (
+from scanner.net.http_parse import (
     Origin,
     data_uri_bytes,
     dechunk,

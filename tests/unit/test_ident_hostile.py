@@ -25,7 +25,7 @@ import pytest
 from scanner.identification import IdentifyOptions, PortResult, identify_ports
 from scanner.identification.banner import GREETING_CAP
 from scanner.identification.engine import identify_all
-from scanner.identification.http_parse import HEAD_CAP
+from scanner.net.http_parse import HEAD_CAP
 from tests.unit import ident_servers as servers
 
 ADDRESS = ipaddress.ip_address(servers.LOOPBACK)

@@ -16,7 +16,7 @@ from scanner.identification.banner import (
     normalise_text,
     parse_ssh_identification,
 )
-from scanner.identification.http_parse import (
+from scanner.net.http_parse import (
     BODY_CAP,
     HEADER_VALUE_CHARS,
     MAX_HEADERS,

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from scanner import __version__
 from scanner.checks.ha import parse
 from scanner.checks.ha.detect import HttpAnswer, Observations, WebsocketAnswer, title_says_ha
-from scanner.identification.http_parse import (
+from scanner.net.http_parse import (
     ChunkedDecoder,
     body_expected,
     content_length,

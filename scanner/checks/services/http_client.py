@@ -1,7 +1,7 @@
 """The only HTTP the service checks send: bounded GETs, and a websocket opening read once.
 
 Requests name us in the User-Agent and never carry credentials or a body. Responses are
-parsed with identification's pure parsers (scanner.identification.http_parse) and capped.
+parsed with identification's pure parsers (scanner.net.http_parse) and capped.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from scanner import __version__
 from scanner.checks.services.transport import Endpoint, ProbeError, Stream, open_stream
-from scanner.identification.http_parse import (
+from scanner.net.http_parse import (
     HEAD_CAP,
     ChunkedDecoder,
     HttpHead,

@@ -1,0 +1,274 @@
+"""One budget per scan: the rate cap, the connection caps and the timeouts every stage obeys.
+
+`api.scan` creates one `ScanBudget` and hands it to discovery, identification and the checks.
+
+- **Rate** (`--rate`): every discovery packet and every connection attempt after discovery
+  takes a token from one `RateBucket`, so the cap holds for the whole scan, over any window:
+  at most `rate * T + burst` events in any T seconds (`burst` is stated in the report and is a
+  few milliseconds' worth of the rate, at least 1).
+- **Concurrency**: a connection after discovery also holds a slot of its host (at most
+  `host_connections` open to one address) and a global slot (`global_connections`). Discovery
+  probes take rate tokens only: a half-open SYN (or a connect probe reset at once) is a packet,
+  not a session.
+- **Time**: `timeout` (`--timeout`) is the base of every read timeout; `port_deadline_s` bounds
+  everything done to one open port (identification, the nmap fallback and the checks); TLS
+  grading has its own bound (`tls_endpoint_s`).
+
+Usable from threads and from asyncio alike: the bucket books a slot in time and says how long
+to wait, and the slots hand themselves to the next waiter of either kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+BURST_SECONDS = 0.002  # a burst carries at most this much of the rate...
+MAX_BURST = 512  # ...and never more packets than this (the syn engine's send bursts)
+DEFAULT_HOST_CONNECTIONS = 16
+DEFAULT_GLOBAL_CONNECTIONS = 256
+PORT_DEADLINE_FACTOR = 6.0  # everything done to one port: 6 read timeouts...
+MIN_PORT_DEADLINE_S = 3.0  # ...and never less than this (a fast --timeout on a slow server)
+TLS_ENDPOINT_FACTOR = 8.0  # grading one TLS endpoint: 8 read timeouts...
+MIN_TLS_ENDPOINT_S = 4.0
+
+
+def burst_for(rate: float) -> int:
+    """The bucket's burst: ~2 ms of the rate, between 1 and MAX_BURST events."""
+    return max(1, min(MAX_BURST, int(rate * BURST_SECONDS)))
+
+
+class RateBucket:
+    """A thread-safe rate cap (GCRA / virtual scheduling).
+
+    `reserve(n)` books n events and returns how many seconds the caller must wait before
+    sending them. Bookings are made in order, so waiters are served first come, first served,
+    whether they are threads or coroutines. Guarantee: events whose booked start falls in any
+    window of T seconds number at most `rate * T + burst`.
+    """
+
+    def __init__(
+        self, rate: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError("rate must be a positive number")
+        self.rate = float(rate)
+        self.burst = burst if burst is not None else burst_for(rate)
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = -math.inf  # when the booking after the last one may start, at the earliest
+        self.booked = 0  # events booked so far (tests and benchmarks read it)
+
+    def reserve(self, count: int = 1) -> float:
+        """Book `count` events (at most one burst); seconds to wait before sending them."""
+        if not 0 < count <= self.burst:
+            raise ValueError(f"one booking holds 1 to {self.burst} events, not {count}")
+        with self._lock:
+            now = self._clock()
+            # A burst may start `burst / rate` early, never earlier: no saving up past that.
+            start = max(now, self._next - (self.burst - count) / self.rate)
+            self._next = max(self._next, start) + count / self.rate
+            self.booked += count
+            return start - now
+
+    def take(self, count: int = 1) -> None:
+        """Book and wait (threads)."""
+        delay = self.reserve(count)
+        if delay > 0:
+            time.sleep(delay)
+
+    async def take_async(self, count: int = 1) -> None:
+        """Book and wait (coroutines)."""
+        delay = self.reserve(count)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class _Waiter:
+    """One thread or coroutine waiting for a slot; `grant()` may come from any thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.event = threading.Event() if loop is None else None
+        self.future: asyncio.Future[None] | None = loop.create_future() if loop else None
+
+    def grant(self) -> None:
+        if self.event is not None:
+            self.event.set()
+        elif self.loop is not None and self.future is not None:
+            self.loop.call_soon_threadsafe(_resolve, self.future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class SharedSlots:
+    """A counting semaphore that threads and coroutines (on any loop) can share, FIFO."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a slot limit must be at least 1")
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self.peak = 0  # the most slots held at once (tests read it)
+
+    @property
+    def in_use(self) -> int:
+        return self._used
+
+    def _take_or_queue(self, loop: asyncio.AbstractEventLoop | None) -> _Waiter | None:
+        with self._lock:
+            if self._used < self.limit and not self._waiters:
+                self._used += 1
+                self.peak = max(self.peak, self._used)
+                return None
+            waiter = _Waiter(loop)
+            self._waiters.append(waiter)
+            return waiter
+
+    def acquire(self) -> None:
+        waiter = self._take_or_queue(None)
+        if waiter is not None and waiter.event is not None:
+            waiter.event.wait()
+
+    async def acquire_async(self) -> None:
+        waiter = self._take_or_queue(asyncio.get_running_loop())
+        if waiter is None or waiter.future is None:
+            return
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A cancelled coroutine gives back the slot it may have been granted meanwhile."""
+        with self._lock:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+                return
+        self.release()  # it had been granted: pass the slot on
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().grant()  # the slot moves to the waiter: _used unchanged
+                return
+            self._used -= 1
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    @contextlib.asynccontextmanager
+    async def held_async(self) -> AsyncIterator[None]:
+        await self.acquire_async()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the user asked for (`--rate`, `--timeout`) and the caps derived from it."""
+
+    rate: float = 2000.0  # packets and connection attempts per second, whole scan
+    timeout: float = 1.0  # seconds: the base of every read timeout
+    host_connections: int = DEFAULT_HOST_CONNECTIONS
+    global_connections: int = DEFAULT_GLOBAL_CONNECTIONS
+
+    @property
+    def port_deadline_s(self) -> float:
+        """Everything done to one open port ends within this many seconds."""
+        return max(MIN_PORT_DEADLINE_S, PORT_DEADLINE_FACTOR * self.timeout)
+
+    @property
+    def tls_endpoint_s(self) -> float:
+        """Grading one TLS endpoint ends within this many seconds."""
+        return max(MIN_TLS_ENDPOINT_S, TLS_ENDPOINT_FACTOR * self.timeout)
+
+
+class ScanBudget:
+    """The one budget of a scan. Create one per scan; share it with every stage."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.bucket = RateBucket(self.limits.rate)
+        self.global_slots = SharedSlots(self.limits.global_connections)
+        self._hosts: dict[str, SharedSlots] = {}
+        self._hosts_lock = threading.Lock()
+        self._opened = 0
+
+    @property
+    def connections(self) -> int:
+        """Connections opened after discovery so far (reports and tests)."""
+        return self._opened
+
+    def _count_connection(self) -> None:
+        with self._hosts_lock:
+            self._opened += 1
+
+    @property
+    def timeout(self) -> float:
+        return self.limits.timeout
+
+    def host_slots(self, address: str) -> SharedSlots:
+        with self._hosts_lock:
+            slots = self._hosts.get(address)
+            if slots is None:
+                slots = SharedSlots(self.limits.host_connections)
+                self._hosts[address] = slots
+            return slots
+
+    def port_deadline(self) -> float:
+        """A monotonic deadline for the work on one port starting now."""
+        return time.monotonic() + self.limits.port_deadline_s
+
+    @contextlib.contextmanager
+    def connection(self, address: str) -> Iterator[None]:
+        """Hold a host slot and a global slot, and take one rate token (threads).
+
+        The slots are taken before the token: a token is spent only on a connection that
+        goes out at once.
+        """
+        with self.host_slots(address).held(), self.global_slots.held():
+            self.bucket.take()
+            self._count_connection()
+            yield
+
+    @contextlib.asynccontextmanager
+    async def connection_async(self, address: str) -> AsyncIterator[None]:
+        """The same for coroutines."""
+        async with self.host_slots(address).held_async(), self.global_slots.held_async():
+            await self.bucket.take_async()
+            self._count_connection()
+            yield
+
+    def describe(self) -> dict[str, float | int]:
+        """What the report says about the budget (scan.budget in the JSON)."""
+        return {
+            "rate": self.limits.rate,
+            "burst": self.bucket.burst,
+            "timeout_s": self.limits.timeout,
+            "host_connections": self.limits.host_connections,
+            "global_connections": self.limits.global_connections,
+            "port_deadline_s": self.limits.port_deadline_s,
+            "tls_endpoint_s": self.limits.tls_endpoint_s,
+        }
