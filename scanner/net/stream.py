@@ -371,11 +371,11 @@ class AsyncStream(_Bounds):
 
     async def send(self, data: bytes) -> None:
         loop = asyncio.get_running_loop()
+        # The wait is computed before the coroutine exists: if the deadline has passed,
+        # seconds_until raises and no coroutine is left un-awaited (a RuntimeWarning on stderr).
+        wait = min(self.read_timeout, seconds_until(self.deadline))
         try:
-            await asyncio.wait_for(
-                loop.sock_sendall(self._sock, data),
-                min(self.read_timeout, seconds_until(self.deadline)),
-            )
+            await asyncio.wait_for(loop.sock_sendall(self._sock, data), wait)
         except TimeoutError:
             raise NetTimeout("send timed out") from None
         self.charge_sent(len(data))
@@ -384,16 +384,38 @@ class AsyncStream(_Bounds):
         """As Stream.recv, for coroutines."""
         limit = self.read_limit(limit)
         loop = asyncio.get_running_loop()
+        wait = self.wait_for_read(until)  # before the coroutine exists (see send)
         try:
-            data = await asyncio.wait_for(
-                loop.sock_recv(self._sock, limit), self.wait_for_read(until)
-            )
+            data = await asyncio.wait_for(loop.sock_recv(self._sock, limit), wait)
         except TimeoutError:
             raise NetTimeout("no data before the read timeout") from None
         except ConnectionResetError:
             return b""  # a reset is the server's way of hanging up, as good as EOF here
         self.charge(len(data))
         return data
+
+
+async def read_until_idle(
+    channel: Channel, *, first_byte_deadline: float, idle: float, cap: int
+) -> tuple[bytes, bool]:
+    """Read what the server sends unprompted: (data, closed).
+
+    Waits until `first_byte_deadline` for the first bytes, then keeps reading while more
+    arrive within `idle` seconds of each other, up to `cap` bytes. A server that drips one
+    byte at a time forever still stops at the connection's deadline.
+    """
+    data = bytearray()
+    deadline = first_byte_deadline
+    while len(data) < cap:
+        try:
+            chunk = await channel.recv(min(RECV_CHUNK, cap - len(data)), deadline)
+        except (NetTimeout, ByteCapReached):
+            return bytes(data), False
+        if not chunk:
+            return bytes(data), True
+        data += chunk
+        deadline = min(time.monotonic() + idle, channel.deadline)
+    return bytes(data), False
 
 
 class SocketAdapter:
@@ -413,11 +435,15 @@ class SocketAdapter:
         self._stream = stream
         self._sock = stream.sock
         self._expired = expired
-        self._timeout: float | None = None
+        self._timeout: float | None = stream.read_timeout  # as a socket made with a timeout
         self._on_close = on_close
 
+    def remaining(self) -> float:
+        """Seconds until the connection's deadline."""
+        return self._stream.deadline - time.monotonic()
+
     def _arm(self) -> None:
-        remaining = self._stream.deadline - time.monotonic()
+        remaining = self.remaining()
         if remaining <= 0:
             raise self._expired("connection deadline reached")
         self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from scanner.checks.ssh.algorithms import WEAK
-from scanner.checks.ssh.audit import SshAudit, audit_ssh
+from scanner.checks.ssh.audit import CONNECTION_TIMEOUTS, SshAudit, audit_ssh
 from scanner.checks.ssh.evaluate import verdict
+from scanner.net import Connector, Dialer, Endpoint, Limits, ScanBudget
 from tests.lab import support_ssh as servers
 from tests.lab.daemons import Daemon
 from tests.lab.netns import Lab
@@ -98,7 +99,11 @@ def daemon(lab: Lab, name: str) -> Daemon:
 
 
 def in_scan(lab: Lab, address: str, port: int) -> SshAudit:
-    return call_in_netns(lab.scan_ns, lambda: audit_ssh(address, port, 5.0))
+    def audit() -> SshAudit:
+        budget = ScanBudget(Limits(timeout=5.0 / CONNECTION_TIMEOUTS))
+        return audit_ssh(Connector(Dialer.for_port(budget), Endpoint(address, port)))
+
+    return call_in_netns(lab.scan_ns, audit)
 
 
 # --- findings fire where they should, and only there -----------------------------------------

@@ -21,7 +21,9 @@ class FakeClock:
         return self.now
 
 
-def starts_of(bucket: RateBucket, clock: FakeClock, bookings: list[tuple[float, int]]) -> list[float]:
+def starts_of(
+    bucket: RateBucket, clock: FakeClock, bookings: list[tuple[float, int]]
+) -> list[float]:
     """Book (pause before, count) in order; the start time of every event."""
     starts: list[float] = []
     for pause, count in bookings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from scanner.checks.base import CheckContext, CheckOptions
+from scanner.checks.base import CheckContext, CheckOptions, standalone_context
 from scanner.checks.registry import all_checks, catalogue
 from scanner.checks.ssh.audit import AuthProbe, FetchedKey, ServerHello, SshAudit, probe_blocker
 from scanner.checks.ssh.check import CHECK, ROOT_LOGIN_NOTE, assess
@@ -56,7 +56,7 @@ def test_registered_with_its_catalogue() -> None:
 
 def _context(service: str | None, port: int = 2222) -> CheckContext:
     target = Target(input="x", address=ipaddress.ip_address("203.0.113.10"), hostname=None)
-    return CheckContext(target, port, ServiceIdentity(service=service), CheckOptions())
+    return standalone_context(target, port, ServiceIdentity(service=service), CheckOptions())
 
 
 def test_applies_to_ssh_on_any_port_only() -> None:

@@ -12,13 +12,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from scanner.checks.ssh.audit import (
-    CONNECTION_BYTE_CAP,
-    BoundedSocket,
-    audit_ssh,
-)
+from scanner.checks.ssh.audit import CONNECTION_TIMEOUTS, SshAudit, audit_ssh
 from scanner.checks.ssh.check import assess
 from scanner.checks.ssh.hostkeys import frame
+from scanner.net import Connector, Dialer, Endpoint, Limits, ScanBudget, SocketAdapter, Stream
 from tests.unit.test_ssh_kexinit import kexinit_payload
 
 TIMEOUT = 1.0
@@ -34,6 +31,12 @@ KEXINIT = frame(
         compression=("none",),
     )
 )
+
+
+def audit_at(port: int, connection_timeout: float) -> SshAudit:
+    """The audit of 127.0.0.1:port with each connection bounded by `connection_timeout`."""
+    budget = ScanBudget(Limits(timeout=connection_timeout / CONNECTION_TIMEOUTS))
+    return audit_ssh(Connector(Dialer.for_port(budget), Endpoint("127.0.0.1", port)))
 
 
 @contextlib.contextmanager
@@ -115,7 +118,7 @@ def escape_sequences(conn: socket.socket) -> None:
 def test_hostile_server_costs_bounded_time(behaviour: Behaviour) -> None:
     with hostile_server(behaviour) as port:
         started = time.monotonic()
-        audit = audit_ssh("127.0.0.1", port, TIMEOUT)
+        audit = audit_at(port, TIMEOUT)
         elapsed = time.monotonic() - started
     # at most the first connection, the auth probe and one key connection, each bounded
     assert elapsed < 3 * TIMEOUT + SLACK, elapsed
@@ -127,29 +130,29 @@ def test_hostile_server_costs_bounded_time(behaviour: Behaviour) -> None:
 
 def test_silent_server_is_reported_not_raised() -> None:
     with hostile_server(silent) as port:
-        audit = audit_ssh("127.0.0.1", port, 0.3)
+        audit = audit_at(port, 0.3)
     assert audit.hello is None and audit.connections == 1
     assert audit.errors and "deadline" in audit.errors[0]
 
 
 def test_flooding_server_gives_the_algorithms_but_no_key() -> None:
     with hostile_server(kexinit_then_flood) as port:
-        audit = audit_ssh("127.0.0.1", port, TIMEOUT)
+        audit = audit_at(port, TIMEOUT)
     assert audit.hello is not None and audit.hello.kexinit.kex == ("curve25519-sha256",)
     assert audit.host_keys and audit.host_keys[0].key is None and audit.host_keys[0].error
     assert audit.auth is not None and audit.auth.methods is None and audit.auth.error
 
 
-def test_bounded_socket_enforces_cap_and_deadline() -> None:
+def test_the_socket_lent_to_paramiko_enforces_cap_and_deadline() -> None:
     left, right = socket.socketpair()
     with left, right:
         right.sendall(b"x" * 5000)
-        bounded = BoundedSocket(left, time.monotonic() + 5, byte_cap=3000)
+        bounded = SocketAdapter(Stream(left, time.monotonic() + 5, 1.0, 3000), EOFError)
         received = b""
         with pytest.raises(EOFError):
             while True:
                 received += bounded.recv(1024)
         assert len(received) == 3000
-        late = BoundedSocket(right, time.monotonic() - 1, CONNECTION_BYTE_CAP)
+        late = SocketAdapter(Stream(right, time.monotonic() - 1, 1.0, 3000), EOFError)
         with pytest.raises(EOFError):
             late.recv(10)

@@ -12,7 +12,7 @@ import re
 
 from scanner import __version__
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
-from scanner.checks.services.transport import Endpoint, ProbeError, open_stream
+from scanner.net import Connector, NetError
 from scanner.report.sanitize import safe_text
 
 CAP = 16 * 1024
@@ -78,18 +78,18 @@ def classify(options: tuple[int, dict[str, str], str] | None,
     )
 
 
-def probe(endpoint: Endpoint) -> ProbeOutcome:
-    if endpoint.tls:
+def probe(connector: Connector) -> ProbeOutcome:
+    if connector.tls:
         return NOT_IDENTIFIED
-    url = f"rtsp://{endpoint.host_header or endpoint.authority()}/"
+    url = f"rtsp://{connector.endpoint.host}/"
     try:
-        with open_stream(endpoint, cap=2 * CAP) as stream:
+        with connector.open(cap=2 * CAP) as stream:
             stream.send(request("OPTIONS", url, 1))
             options = parse_response(stream.recv_until(response_complete, CAP))
             if options is None:
                 return NOT_IDENTIFIED
             stream.send(request("DESCRIBE", url, 2, "Accept: application/sdp\r\n"))
             describe = parse_response(stream.recv_until(response_complete, CAP))
-    except ProbeError:
+    except NetError:
         return NOT_IDENTIFIED
     return classify(options, describe, url)

@@ -9,7 +9,8 @@ client would not do.
    retry. This connection also records the host key it negotiated.
 3. One more connection per host key the first two did not show (ed25519, ECDSA, RSA ...).
 
-Every connection has a deadline and a byte cap (`BoundedSocket`), paramiko's included.
+Every connection comes from the network layer, with a deadline and a byte cap, paramiko's
+included (`open_bounded`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +59,7 @@ from scanner.checks.ssh.kexinit import (
     parse_identification_line,
     parse_kexinit,
 )
+from scanner.net import Connector, SocketAdapter
 from scanner.report.sanitize import safe_text
 
 CLIENT_IDENTIFICATION = f"SSH-2.0-exposure_{__version__}"
@@ -67,6 +68,7 @@ RECV_CHUNK = 16 * 1024
 MAX_SKIPPED_MESSAGES = 8  # SSH_MSG_IGNORE / DEBUG tolerated while waiting for a reply
 MAX_KEY_CONNECTIONS = 4  # extra connections for host keys, after the first two
 BUDGET_CONNECTIONS = 3  # a whole audit may take this many connection timeouts, not more
+CONNECTION_TIMEOUTS = 3  # one connection (key exchange included) may take 3 read timeouts
 MIN_CONNECTION_SECONDS = 0.05
 MAX_AUTH_METHODS = 16
 AUTH_METHOD_CHARS = 64
@@ -95,70 +97,23 @@ def describe_error(error: BaseException) -> str:
     return safe_text(f"{type(error).__name__}: {text}", ERROR_CHARS)
 
 
-# --- bounded sockets -------------------------------------------------------------------------
+# --- bounded sockets ------------------------------------------------------------------------
 
 
-class BoundedSocket:
-    """A connected socket that stops reading at a deadline and after `byte_cap` bytes.
-
-    It speaks the socket subset paramiko uses (recv/send/settimeout/close, plus attribute
-    passthrough). Past the deadline or the cap, recv raises EOFError, which paramiko treats as
-    the end of the connection and our own reader reports.
-    """
-
-    def __init__(self, sock: socket.socket, deadline: float, byte_cap: int) -> None:
-        self._sock = sock
-        self.deadline = deadline
-        self.byte_cap = byte_cap
-        self.received = 0
-        self._poll: float | None = None  # paramiko's own short poll interval, if it set one
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def _arm(self) -> None:
-        remaining = self.remaining()
-        if remaining <= 0:
-            raise EOFError("deadline reached")
-        self._sock.settimeout(remaining if self._poll is None else min(self._poll, remaining))
-
-    def recv(self, size: int) -> bytes:
-        if self.received >= self.byte_cap:
-            raise EOFError(f"byte cap of {self.byte_cap} reached")
-        self._arm()
-        data = self._sock.recv(max(1, min(size, RECV_CHUNK, self.byte_cap - self.received)))
-        self.received += len(data)
-        return data
-
-    def send(self, data: bytes) -> int:
-        self._arm()
-        return self._sock.send(data)
-
-    def sendall(self, data: bytes) -> None:
-        self._arm()
-        self._sock.sendall(data)
-
-    def settimeout(self, value: float | None) -> None:
-        self._poll = value
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __getattr__(self, name: str) -> Any:  # _closed, getpeername, fileno ... for paramiko
-        return getattr(self._sock, name)
-
-
-def open_bounded(address: str, port: int, timeout: float) -> BoundedSocket:
-    deadline = time.monotonic() + timeout
-    sock = socket.create_connection((address, port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return BoundedSocket(sock, deadline, CONNECTION_BYTE_CAP)
+def open_bounded(connector: Connector, timeout: float) -> SocketAdapter:
+    """A connection from the network layer, lent as a socket (to paramiko too): reads stop at
+    its deadline (`timeout` from now, never past the port's) and after CONNECTION_BYTE_CAP
+    bytes, with EOFError, which paramiko treats as the end of the connection."""
+    return connector.dialer.open_socket(
+        connector.endpoint.with_tls(False), expired=EOFError, cap=CONNECTION_BYTE_CAP,
+        lifetime=timeout,
+    )
 
 
 class PacketStream:
-    """Lines and cleartext packets from a BoundedSocket."""
+    """Lines and cleartext packets from a bounded connection."""
 
-    def __init__(self, sock: BoundedSocket) -> None:
+    def __init__(self, sock: SocketAdapter) -> None:
         self.sock = sock
         self.buffer = bytearray()
 
@@ -360,10 +315,10 @@ def _text(value: bytes | str | None, limit: int) -> str | None:
     return safe_text(value, limit)
 
 
-def probe_auth(address: str, port: int, timeout: float, key_types: Sequence[str]) -> AuthProbe:
+def probe_auth(connector: Connector, timeout: float, key_types: Sequence[str]) -> AuthProbe:
     """ONE `none` userauth request for a random user; never a password, never a retry."""
     user = PROBE_USER_PREFIX + secrets.token_hex(4)
-    sock = open_bounded(address, port, timeout)
+    sock = open_bounded(connector, timeout)
     transport = ProbeTransport(sock)
     try:
         transport.local_version = CLIENT_IDENTIFICATION
@@ -429,9 +384,9 @@ def _fetch_key(
 
 
 def _with_stream(
-    address: str, port: int, progress: _Progress, work: Callable[[PacketStream], Any]
+    connector: Connector, progress: _Progress, work: Callable[[PacketStream], Any]
 ) -> Any:
-    sock = open_bounded(address, port, progress.allowance())
+    sock = open_bounded(connector, progress.allowance())
     progress.connections += 1
     try:
         return work(PacketStream(sock))
@@ -439,7 +394,7 @@ def _with_stream(
         sock.close()
 
 
-def _first_connection(address: str, port: int, progress: _Progress) -> ServerHello | None:
+def _first_connection(connector: Connector, progress: _Progress) -> ServerHello | None:
     def work(stream: PacketStream) -> ServerHello:
         hello = read_hello(stream)
         families = key_families(hello.kexinit.host_key)
@@ -448,7 +403,7 @@ def _first_connection(address: str, port: int, progress: _Progress) -> ServerHel
         return hello
 
     try:
-        return _with_stream(address, port, progress, work)
+        return _with_stream(connector, progress, work)
     except NETWORK_ERRORS as error:
         progress.errors.append(f"algorithms: {describe_error(error)}")
         return None
@@ -463,11 +418,11 @@ def _probe_key_types(families: Sequence[KeyFamily], progress: _Progress) -> list
     return [a for family in families for a in family.algorithms if a in PROBE_KEY_TYPES]
 
 
-def _auth_connection(address: str, port: int, hello: ServerHello, progress: _Progress) -> AuthProbe:
+def _auth_connection(connector: Connector, hello: ServerHello, progress: _Progress) -> AuthProbe:
     families = key_families(hello.kexinit.host_key)
     try:
         key_types = _probe_key_types(families, progress)
-        probe = probe_auth(address, port, progress.allowance(), key_types)
+        probe = probe_auth(connector, progress.allowance(), key_types)
         progress.connections += 1
     except OSError as error:  # no connection: refused, unreachable, or no time left
         probe = AuthProbe(user="", methods=None, error=describe_error(error))
@@ -480,7 +435,7 @@ def _auth_connection(address: str, port: int, hello: ServerHello, progress: _Pro
     return probe
 
 
-def _remaining_keys(address: str, port: int, hello: ServerHello, progress: _Progress) -> None:
+def _remaining_keys(connector: Connector, hello: ServerHello, progress: _Progress) -> None:
     missing = [f for f in key_families(hello.kexinit.host_key) if f.name not in progress.keys]
     for family in missing[:MAX_KEY_CONNECTIONS]:
 
@@ -488,24 +443,25 @@ def _remaining_keys(address: str, port: int, hello: ServerHello, progress: _Prog
             _fetch_key(stream, read_hello(stream), family, progress)
 
         try:
-            _with_stream(address, port, progress, work)
+            _with_stream(connector, progress, work)
         except NETWORK_ERRORS as error:
             progress.keys[family.name] = FetchedKey(family, None, "kex", describe_error(error))
 
 
-def audit_ssh(address: str, port: int, timeout: float) -> SshAudit:
-    """Audit the SSH server at address:port: each connection within `timeout` seconds, the
-    whole audit within BUDGET_CONNECTIONS times that."""
+def audit_ssh(connector: Connector) -> SshAudit:
+    """Audit the SSH server the connector reaches: each connection within a few read timeouts,
+    the whole audit within BUDGET_CONNECTIONS times that (and the port's deadline)."""
     started = time.monotonic()
+    timeout = CONNECTION_TIMEOUTS * connector.dialer.read_timeout
     progress = _Progress(timeout, started + BUDGET_CONNECTIONS * timeout)
-    hello = _first_connection(address, port, progress)
+    hello = _first_connection(connector, progress)
     auth: AuthProbe | None = None
     skipped: str | None = None
     if hello is not None:
         skipped = probe_blocker(hello.kexinit)
         if skipped is None:
-            auth = _auth_connection(address, port, hello, progress)
-        _remaining_keys(address, port, hello, progress)
+            auth = _auth_connection(connector, hello, progress)
+        _remaining_keys(connector, hello, progress)
     order = [f.name for f in key_families(hello.kexinit.host_key)] if hello else []
     keys = tuple(progress.keys[name] for name in order if name in progress.keys)
     return SshAudit(

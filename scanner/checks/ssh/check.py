@@ -86,7 +86,7 @@ class SshCheck:
         return context.identity.service == "ssh"
 
     def run(self, context: CheckContext) -> CheckResult:
-        audit = audit_ssh(str(context.target.address), context.port, context.options.timeout)
+        audit = audit_ssh(context.connector)
         return assess(audit, context.port, context.identity.details.get("ssh", {}))
 
 
