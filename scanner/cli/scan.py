@@ -178,10 +178,13 @@ def _run_with_progress(targets: list[str], options: ScanOptions) -> ScanReport:
     with Progress(*columns, console=stderr, transient=True) as bar:
         tasks: dict[str, int] = {}
 
-        def show(target: Target, phase: str, done: int, total: int) -> None:
-            key = f"{target.address} {phase}"
+        def show(target: Target | None, phase: str, done: int, total: int) -> None:
+            where = "all addresses" if target is None else str(target.address)
+            if phase == "open":  # a count, not a stage of its own
+                phase, done, total = "open ports found", done, done
+            key = f"{where} {phase}"
             if key not in tasks:
-                tasks[key] = bar.add_task(f"{target.address}: {phase}", total=total)
+                tasks[key] = bar.add_task(f"{where}: {phase}", total=total)
             bar.update(tasks[key], completed=done, total=total)
 
         return scan(targets, options, progress=show)
