@@ -33,7 +33,7 @@ from scanner.discovery.udp import UdpOptions, probe_udp, udp_findings
 from scanner.findings import Finding, FindingSpec, Severity
 from scanner.identification import PortResult, ServiceIdentity, merge_nmap
 from scanner.identification.engine import PortProbe
-from scanner.identification.nmap_fallback import nmap_identify_port
+from scanner.identification.nmap_fallback import NmapService, nmap_identify_port
 from scanner.net import Dialer, ScanBudget
 from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.targets import IPAddress, Target
@@ -189,21 +189,45 @@ class Pipeline:
             )
             probe = PortProbe(dialer.within(share), host.target.address, port, identify_options)
             outcome.result = await probe.run()
-            if outcome.result.identity.service is None and identify_options.nmap_fallback:
-                found = await nmap_identify_port(host.target.address, port, dialer.deadline,
-                                                 self._budget)
-                if found is not None:
-                    outcome.result = merge_nmap(outcome.result, found)
             host.identified += 1
             self._tell(host.target, "identification", host.identified, len(host.tasks))
+            # A port our probes could not name: nmap -sV runs alongside the checks (whose
+            # guesses name Redis, memcached... in milliseconds); it is only waited for when
+            # the checks did not find what runs there.
+            nmap = None
+            if outcome.result.identity.service is None and identify_options.nmap_fallback:
+                nmap = asyncio.ensure_future(nmap_identify_port(
+                    host.target.address, port, dialer.deadline, self._budget))
             if self._options.run_checks:
-                outcome.checks = await self._in_check_thread(
-                    check_port, host.target, port, outcome.result.identity,
-                    self._options.checks, dialer,
-                )
-                host.checked += 1
-                self._tell(host.target, "checks", host.checked, len(host.tasks))
+                outcome.checks = await self._run_checks(host, port, outcome.result, dialer)
+            if nmap is not None:
+                await self._after_nmap(host, port, outcome, nmap, dialer)
+            host.checked += 1
+            self._tell(host.target, "checks", host.checked, len(host.tasks))
         return outcome
+
+    async def _after_nmap(
+        self, host: _Host, port: int, outcome: _PortOutcome,
+        nmap: asyncio.Future[NmapService | None], dialer: Dialer,
+    ) -> None:
+        assert outcome.result is not None
+        if outcome.checks is not None and _product_confirmed(outcome.checks):
+            nmap.cancel()
+            await asyncio.gather(nmap, return_exceptions=True)
+            return
+        found = await nmap
+        if found is None:
+            return
+        outcome.result = merge_nmap(outcome.result, found)
+        if self._options.run_checks and found.service:  # now named: the checks that apply
+            outcome.checks = await self._run_checks(host, port, outcome.result, dialer)
+
+    async def _run_checks(
+        self, host: _Host, port: int, result: PortResult, dialer: Dialer
+    ) -> PortChecks:
+        return await self._in_check_thread(
+            check_port, host.target, port, result.identity, self._options.checks, dialer
+        )
 
     async def _in_check_thread(self, function: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
@@ -276,6 +300,10 @@ class Pipeline:
             return
         with self._progress_lock:  # called from the loop and from the discovery thread
             self._progress(target, stage, done, total)
+
+
+def _product_confirmed(checks: PortChecks) -> bool:
+    return bool(checks.product or checks.details.get("product"))
 
 
 async def _settle(tasks: list[asyncio.Task[_PortOutcome]]) -> list[_PortOutcome | BaseException]:

@@ -34,9 +34,9 @@ MAX_BURST = 512  # ...and never more packets than this (the syn engine's send bu
 DEFAULT_HOST_CONNECTIONS = 16
 DEFAULT_GLOBAL_CONNECTIONS = 256
 PORT_DEADLINE_FACTOR = 6.0  # everything done to one port: 6 read timeouts...
-MIN_PORT_DEADLINE_S = 3.0  # ...and never less than this (a fast --timeout on a slow server)
-TLS_ENDPOINT_FACTOR = 8.0  # grading one TLS endpoint: 8 read timeouts...
-MIN_TLS_ENDPOINT_S = 4.0
+MIN_PORT_DEADLINE_S = 4.0  # ...and never less than this (a fast --timeout on a slow server)
+TLS_ENDPOINT_FACTOR = 20.0  # grading one TLS endpoint: 20 read timeouts...
+MIN_TLS_ENDPOINT_S = 10.0  # ...and never less (tens of handshakes, a busy server, a slow link)
 
 
 def burst_for(rate: float) -> int:
@@ -213,6 +213,7 @@ class ScanBudget:
         self.bucket = RateBucket(self.limits.rate)
         self.global_slots = SharedSlots(self.limits.global_connections)
         self._hosts: dict[str, SharedSlots] = {}
+        self._bulk: dict[str, SharedSlots] = {}
         self._hosts_lock = threading.Lock()
         self._opened = 0
 
@@ -237,18 +238,33 @@ class ScanBudget:
                 self._hosts[address] = slots
             return slots
 
+    def bulk_slots(self, address: str) -> SharedSlots:
+        """Bulk work (TLS grading: tens of handshakes) holds at most half a host's slots, so
+        it never starves the identification and checks of the host's other ports."""
+        with self._hosts_lock:
+            slots = self._bulk.get(address)
+            if slots is None:
+                slots = SharedSlots(max(1, self.limits.host_connections // 2))
+                self._bulk[address] = slots
+            return slots
+
     def port_deadline(self) -> float:
         """A monotonic deadline for the work on one port starting now."""
         return time.monotonic() + self.limits.port_deadline_s
 
     @contextlib.contextmanager
-    def connection(self, address: str) -> Iterator[None]:
-        """Hold a host slot and a global slot, and take one rate token (threads).
+    def connection(self, address: str, *, bulk: bool = False) -> Iterator[None]:
+        """Hold a host slot and a global slot (and a bulk slot for bulk work), and take one
+        rate token (threads).
 
         The slots are taken before the token: a token is spent only on a connection that
         goes out at once.
         """
-        with self.host_slots(address).held(), self.global_slots.held():
+        with contextlib.ExitStack() as held:
+            if bulk:
+                held.enter_context(self.bulk_slots(address).held())
+            held.enter_context(self.host_slots(address).held())
+            held.enter_context(self.global_slots.held())
             self.bucket.take()
             self._count_connection()
             yield

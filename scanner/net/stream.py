@@ -126,14 +126,18 @@ class Dialer:
         tls: bool | None = None,
         purpose: TlsPurpose = TlsPurpose.CHECK,
         lifetime: float | None = None,
+        bulk: bool = False,
     ) -> Iterator[Stream]:
-        """A connected Stream (TLS when `tls`, default endpoint.tls), closed on exit."""
+        """A connected Stream (TLS when `tls`, default endpoint.tls), closed on exit.
+
+        `bulk`: one of many connections of one job (TLS grading), held to half the host's
+        slots (ScanBudget.bulk_slots)."""
         deadline = self.deadline if lifetime is None else min(
             self.deadline, time.monotonic() + lifetime
         )
         seconds_until(deadline)  # no time left: no connection, no token spent
         use_tls = endpoint.tls if tls is None else tls
-        with self.budget.connection(endpoint.address):
+        with self.budget.connection(endpoint.address, bulk=bulk):
             sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
             try:
                 started = time.monotonic()
@@ -155,13 +159,14 @@ class Dialer:
         expired: type[Exception] = TimeoutError,
         cap: int = DEFAULT_CAP,
         lifetime: float | None = None,
+        bulk: bool = False,
     ) -> SocketAdapter:
         """A plain connection lent as a socket to a library that drives it (sslyze, paramiko).
 
         It holds its slots until the library closes it (closing twice is harmless)."""
         stack = contextlib.ExitStack()
         stream = stack.enter_context(
-            self.open(endpoint, cap=cap, tls=False, lifetime=lifetime)
+            self.open(endpoint, cap=cap, tls=False, lifetime=lifetime, bulk=bulk)
         )
         return SocketAdapter(stream, expired, on_close=stack.close)
 

@@ -145,5 +145,5 @@ def test_the_host_cap_holds_across_threads() -> None:
 
 def test_deadlines_follow_the_timeout() -> None:
     assert Limits(timeout=1.0).port_deadline_s == 6.0
-    assert Limits(timeout=0.1).port_deadline_s == 3.0  # never below the floor
-    assert Limits(timeout=2.0).tls_endpoint_s == 16.0
+    assert Limits(timeout=0.1).port_deadline_s == 4.0  # never below the floor
+    assert Limits(timeout=2.0).tls_endpoint_s == 40.0
