@@ -138,19 +138,17 @@ def _auth_notes(plan: AuthPlan, auth: AuthProbe | None) -> list[str]:
     """What was not learnt about logins and why, and what asking may have cost."""
     profile = plan.profile
     if plan.left_to_the_user:
-        hint = f" {profile.on_the_host}" if profile.on_the_host else ""
         return [
-            f"Whether this {profile.name} server accepts passwords, or logins without any "
-            f"authentication, cannot be verified from outside without {profile.request()}, and "
-            f"{profile.refusal}. --ssh-auth-probe makes that one request.{hint}"
+            f"Whether this {profile.name} server accepts passwords (or no authentication at "
+            f"all) cannot be verified from outside without {profile.request()}, "
+            f"{profile.refusal}: --ssh-auth-probe makes it.{profile.on_the_host}"
         ]
     if auth is None or auth.methods is None:
         reason = plan.blocker or (auth.error if auth else None) or "no answer"
         return [f"The SSH authentication methods could not be read: {reason}."]
     if plan.opt_in:
         return [
-            f"The login methods were asked (--ssh-auth-probe) with {profile.request()}; "
-            f"{profile.refusal}."
+            f"Login methods asked (--ssh-auth-probe) with {profile.request()}, {profile.refusal}."
         ]
     return []
 

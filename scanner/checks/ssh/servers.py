@@ -56,25 +56,20 @@ class ServerProfile:
     on_the_host: str = ""  # how the owner reads the same settings on the host itself
 
     def request(self) -> str:
-        return f"one login request (method 'none', user {self.probe_user})"
+        return f"one login request as user {self.probe_user}"
 
 
-_SSHD_T = (
-    "On the host, `sshd -T | grep -Ei '^(passwordauthentication|kbdinteractiveauthentication"
-    "|permitemptypasswords) '` shows the settings."
-)
-_OPENSSH_REFUSAL = (
-    "OpenSSH logs it as a refused login, which fail2ban's sshd filter counts as a failure, "
-    "when that user may not log in there (AllowUsers, AllowGroups, DenyUsers, DenyGroups, or "
-    "an account locked without PAM), which cannot be seen from outside"
-)
+_SSHD_T = " On the host: sshd -T | grep -Ei 'passwordauth|kbdinteractive|permitempty'"
 
 OPENSSH_PROFILE = ServerProfile(
     name="OpenSSH",
     probe_user="nobody",
     asked_by_default=False,
     rekeys_before_login=False,
-    refusal=_OPENSSH_REFUSAL,
+    refusal=(
+        "which OpenSSH logs as a refused login, counted by fail2ban, if that user may not log "
+        "in there (AllowUsers, AllowGroups, DenyUsers, DenyGroups, a locked account)"
+    ),
     on_the_host=_SSHD_T,
 )
 OPENSSH_WINDOWS_PROFILE = ServerProfile(
@@ -82,10 +77,7 @@ OPENSSH_WINDOWS_PROFILE = ServerProfile(
     probe_user="nobody",
     asked_by_default=False,
     rekeys_before_login=False,
-    refusal=(
-        "OpenSSH logs 'Invalid user nobody' (Windows has no such account), which fail2ban's "
-        "sshd filter counts as a failure"
-    ),
+    refusal="which OpenSSH logs as 'Invalid user nobody' (Windows has no such account)",
     on_the_host=_SSHD_T,
 )
 DROPBEAR_PROFILE = ServerProfile(
@@ -93,20 +85,14 @@ DROPBEAR_PROFILE = ServerProfile(
     probe_user="root",
     asked_by_default=True,
     rekeys_before_login=True,
-    refusal=(
-        "Dropbear logs 'root login rejected' when started with -w, which fail2ban's dropbear "
-        "filter does not count"
-    ),
+    refusal="which Dropbear logs as 'root login rejected' under -w, not counted by fail2ban",
 )
 OTHER_PROFILE = ServerProfile(
-    name="this SSH server",
+    name="SSH",
     probe_user="root",
     asked_by_default=False,
     rekeys_before_login=False,
-    refusal=(
-        "what this server software logs for it is not known (fail2ban's filters know OpenSSH's "
-        "and Dropbear's logs), so it may be logged as a failed login"
-    ),
+    refusal="which this server may log as a failed login (what it logs is not known)",
 )
 PROFILES = {
     OPENSSH: OPENSSH_PROFILE,
