@@ -487,41 +487,41 @@ def continue_with_paramiko(
     allows it. Host keys go into `progress.keys`."""
     sock = stream.sock
     user = plan.user or ""
+    if not families:
+        return AuthProbe(user, None, error="no host key our SSH client can verify")
+    first, *others = families
     transport = ProbeTransport(ResumedSocket(sock, bytes(stream.received), IDENTIFICATION_LINE))
     try:
         transport.local_version = CLIENT_IDENTIFICATION
         transport.set_log_channel(PARAMIKO_LOG_CHANNEL)
         waiting = max(0.01, sock.remaining())
         transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = waiting
-        first, *others = families
         _offer(transport, first)
         transport.start_client(timeout=waiting)
         progress.add_key(_negotiated(transport, first, "auth-probe"))
         probe = _ask_none(transport, user)
-    except Exception as error:  # paramiko re-raises whatever its thread hit on hostile input
-        transport.close()
-        return AuthProbe(user, None, error=describe_error(error))
-    try:
         if plan.profile.rekeys_before_login and not probe.none_accepted:
             for family in others[:MAX_REKEYS]:
-                _rekey(transport, family, progress)
+                if not _rekey(transport, family, progress):
+                    break
+        return probe
+    except Exception as error:  # paramiko re-raises whatever its thread hit on hostile input
+        return AuthProbe(user, None, error=describe_error(error))
     finally:
         transport.close()
-    return probe
 
 
-def _rekey(transport: paramiko.Transport, family: KeyFamily, progress: _Progress) -> None:
+def _rekey(transport: paramiko.Transport, family: KeyFamily, progress: _Progress) -> bool:
+    """One more key exchange, asking for `family`'s key; False if it failed (the connection
+    is then over)."""
     try:
         _offer(transport, family)
         transport.renegotiate_keys()
         progress.add_key(_negotiated(transport, family, "rekey"))
-    except Exception as error:  # the re-key failed: the connection is over
+        return True
+    except Exception as error:  # paramiko re-raises whatever its thread hit
         progress.add_key(FetchedKey(family, None, "rekey", describe_error(error)))
-        raise _ConnectionOver from error
-
-
-class _ConnectionOver(Exception):
-    """A re-key failed; nothing more can be asked on this connection."""
+        return False
 
 
 # --- the whole audit ---------------------------------------------------------------------------
@@ -629,10 +629,10 @@ def _remaining_keys(address: str, port: int, hello: ServerHello, progress: _Prog
 
 def _not_fetched(family: KeyFamily, options: AuditOptions) -> FetchedKey:
     reason = (
-        "not fetched: the connection limit was reached"
+        "not fetched: the audit's connection or time budget was spent"
         if options.all_host_keys
-        else "not fetched: this server shows one host key per connection, and each further "
-        "connection is one more fail2ban ddos-mode failure (--ssh-host-keys fetches them)"
+        else "not fetched: that takes one more connection per key, which fail2ban's sshd "
+        "filter counts in ddos mode (--ssh-host-keys fetches them)"
     )
     return FetchedKey(family, None, "none", reason)
 
