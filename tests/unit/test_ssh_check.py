@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -58,9 +59,7 @@ def audit(
     auth = None
     if plan.user is not None:
         auth = AuthProbe(user=plan.user, methods=methods, none_accepted=none_accepted)
-    return SshAudit(
-        hello=server or hello(), host_keys=fetched, auth=auth, plan=plan, connections=1
-    )
+    return SshAudit(hello=server or hello(), host_keys=fetched, auth=auth, plan=plan, connections=1)
 
 
 def ids(result: object) -> list[str]:
@@ -196,6 +195,8 @@ def test_auth_probe_is_skipped_when_it_cannot_work() -> None:
     assert probe_blocker(kexinit(kex=("sntrup761x25519-sha512@openssh.com",))) is not None
     assert "chacha20" in (probe_blocker(kexinit(ciphers=("chacha20-poly1305@openssh.com",))) or "")
     assert probe_blocker(kexinit(host_key=("ssh-dss",))) is not None
+    zlib_only = dataclasses.replace(kexinit(), compression_c2s=("zlib",), compression_s2c=("zlib",))
+    assert "compression" in (probe_blocker(zlib_only) or "")
     # the legacy algorithms old routers need are within reach
     legacy = kexinit(
         kex=("diffie-hellman-group14-sha1",),

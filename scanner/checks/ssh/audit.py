@@ -410,11 +410,13 @@ PROBE_KEY_TYPES: tuple[str, ...] = tuple(ProbeTransport._preferred_keys)
 _PROBE_KEX = frozenset(ProbeTransport._preferred_kex)
 _PROBE_CIPHERS = frozenset(ProbeTransport._preferred_ciphers)
 _PROBE_MACS = frozenset(ProbeTransport._preferred_macs)
+_PROBE_COMPRESSION = frozenset(ProbeTransport._preferred_compression)
 
 
 def probe_blocker(server: KexInit) -> str | None:
     """Why our SSH client cannot complete a key exchange with this server; None if it can.
-    Checked first so that a probe that cannot work costs no connection."""
+    Checked before paramiko sends its KEXINIT: a failed negotiation is logged by OpenSSH as
+    `Unable to negotiate ...`, which fail2ban counts in extra mode."""
     if not _PROBE_KEX.intersection(server.kex):
         return "no key exchange method in common with our SSH client"
     if not set(PROBE_KEY_TYPES).intersection(server.host_key):
@@ -425,6 +427,9 @@ def probe_blocker(server: KexInit) -> str | None:
     # paramiko wants a MAC in common even when the cipher is an AEAD one
     if not _PROBE_MACS.intersection(server.macs_c2s).intersection(server.macs_s2c):
         return "no MAC in common with our SSH client"
+    compression = _PROBE_COMPRESSION.intersection(server.compression_c2s)
+    if not compression.intersection(server.compression_s2c):
+        return "no compression method in common with our SSH client"
     return None
 
 
