@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 
@@ -257,3 +258,18 @@ def test_unknown_server_software_note_says_its_logs_are_unknown() -> None:
     result = assess(audit(plan=AuthPlan(OTHER_PROFILE, None, opt_in=True)), PORT)
     (note,) = result.notes[1:]
     assert "user root" in note and "not known" in note and "sshd -T" not in note
+
+
+def test_cli_help_says_what_the_opt_in_ssh_probes_cost(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scanner.cli import main
+
+    monkeypatch.setenv("COLUMNS", "500")
+    with contextlib.suppress(SystemExit):
+        main(["scan", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "--ssh-auth-probe" in text and "--ssh-host-keys" in text
+    assert "as user nobody on OpenSSH" in text and "refused login" in text
+    assert "fail2ban's sshd filter counts" in text and "AllowUsers" in text
+    assert "ddos and aggressive mode" in text
