@@ -314,9 +314,8 @@ class _SynScan:
         self._report_progress()
 
     def _wait_turn(self, count: int) -> None:
-        """Book `count` tokens from the scan's bucket; drain replies until our turn."""
-        start_at = time.monotonic() + self._bucket.reserve(count)
-        while (wait := start_at - time.monotonic()) > 0:
+        """Until the scan's bucket admits `count` probes; replies are drained meanwhile."""
+        while (wait := self._bucket.admit(count)) > 0:
             self._idle(wait)
 
     def _send_burst(self, burst: list[tuple[_Host, int]]) -> None:
