@@ -94,10 +94,11 @@ class PlainChannel:
 
     async def send(self, data: bytes) -> None:
         loop = asyncio.get_running_loop()
+        # The timeout first: if the deadline has passed it raises before the coroutine exists
+        # (a coroutine created and never awaited is a RuntimeWarning on the user's stderr).
+        timeout = _seconds_until(self.deadline)
         try:
-            await asyncio.wait_for(
-                loop.sock_sendall(self._sock, data), _seconds_until(self.deadline)
-            )
+            await asyncio.wait_for(loop.sock_sendall(self._sock, data), timeout)
         except TimeoutError:
             raise ProbeTimeout("send timed out") from None
         self._budget.charge_sent(len(data))
@@ -107,10 +108,9 @@ class PlainChannel:
         if limit <= 0:
             raise ByteCapReached
         loop = asyncio.get_running_loop()
+        timeout = _seconds_until(min(deadline, self.deadline))  # before the coroutine: see send
         try:
-            data = await asyncio.wait_for(
-                loop.sock_recv(self._sock, limit), _seconds_until(min(deadline, self.deadline))
-            )
+            data = await asyncio.wait_for(loop.sock_recv(self._sock, limit), timeout)
         except TimeoutError:
             raise ProbeTimeout("no data before the deadline") from None
         except ConnectionResetError:
@@ -151,10 +151,9 @@ class Connector:
 
     async def _connect(self, sock: socket.socket, port: int, deadline: float) -> None:
         loop = asyncio.get_running_loop()
+        timeout = _seconds_until(deadline)  # before the coroutine: see PlainChannel.send
         try:
-            await asyncio.wait_for(
-                loop.sock_connect(sock, (self._host, port)), _seconds_until(deadline)
-            )
+            await asyncio.wait_for(loop.sock_connect(sock, (self._host, port)), timeout)
         except TimeoutError:
             raise ProbeTimeout("connect timed out") from None
 
