@@ -11,8 +11,9 @@ import dataclasses
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from scanner.checks.base import CheckOptions
 from scanner.checks.runner import PortChecks, merge_details, run_checks
@@ -25,6 +26,27 @@ from scanner.targets import TOP_PORTS, Target, parse_targets
 
 # (target, phase, steps done, steps total) -> None; phase: "discovery", "identification", "checks"
 ScanProgress = Callable[[Target, str, int, int], None]
+
+
+class ScanObserver(Protocol):
+    """Told of results as they arrive, so a caller can keep them before the scan ends (the CLI
+    writes them to the history: a killed scan keeps every address it finished).
+
+    Called from the thread that called scan(), in this order: scan_started once, then per
+    address ports_found (one or more times) and target_done (once, unless the address failed).
+    """
+
+    def scan_started(self, report: ScanReport, targets: Sequence[Target]) -> None:
+        """Before the first probe. `report` is the one scan() fills and returns: its header
+        (id, started_at, engine) is final, its targets and errors grow. `targets`: every
+        address the scan covers, skipped ones included."""
+
+    def ports_found(self, target: TargetReport) -> None:
+        """Port states of one address, before identification and checks; may come again as
+        more is learnt (the TargetReport so far, not final)."""
+
+    def target_done(self, target: TargetReport) -> None:
+        """One address is finished: this TargetReport is final."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +69,16 @@ def scan(
     inputs: Sequence[str],
     options: ScanOptions | None = None,
     progress: ScanProgress | None = None,
+    observer: ScanObserver | None = None,
+    skip_addresses: Collection[str] = (),
 ) -> ScanReport:
     """Resolve the inputs, then run the pipeline on every address.
 
     Raises BadInput for input that cannot be scanned and ScanFailed when the scan cannot
     run at all (e.g. the chosen engine is unavailable). A failure on one address is
-    recorded in the report's errors and the scan goes on with the next.
+    recorded in the report's errors and the scan goes on with the next. `observer` hears of
+    each address's results as they complete; addresses in `skip_addresses` (a resumed scan
+    has them already) are not scanned and not in the report.
     """
     options = options or ScanOptions()
     targets = parse_targets(list(inputs), allow_large_range=options.allow_large_range)
@@ -67,7 +93,12 @@ def scan(
         engine=engine.name,
         ports_requested=len(options.ports),
     )
+    if observer:
+        observer.scan_started(report, targets)
     for target in targets:
+        if str(target.address) in skip_addresses:
+            continue
+
         def report_progress(done: int, total: int, target: Target = target) -> None:
             if progress:
                 progress(target, "discovery", done, total)
@@ -82,6 +113,8 @@ def scan(
             continue
         target_report = _target_report(target, found)
         report.targets.append(target_report)
+        if observer:
+            observer.ports_found(target_report)
         open_ports = [] if found.answers_all_ports else found.ports_in(PortState.OPEN)
         if options.identify and open_ports:
             _identify_and_check(target, target_report, open_ports, options, progress, report)
@@ -89,10 +122,11 @@ def scan(
             _probe_udp(target, target_report, options, progress)
         if options.internetdb_url:
             _compare_with_internetdb(target, target_report, open_ports, options.internetdb_url)
+        target_report.findings.sort(key=lambda finding: (-finding.severity.rank, finding.port or 0))
+        if observer:
+            observer.target_done(target_report)
     report.finished_at = _now()
     report.duration_s = time.monotonic() - started
-    for target_report in report.targets:
-        target_report.findings.sort(key=lambda finding: (-finding.severity.rank, finding.port or 0))
     return report
 
 
