@@ -227,10 +227,10 @@ def _run_with_progress(
     targets: list[str], options: ScanOptions, recorder: ScanRecorder
 ) -> ScanReport:
     """The scan, with a progress bar on a terminal; the recorder stores results as they come."""
-    skip = recorder.skip_addresses
+    observer, skip = recorder.observer, recorder.skip_addresses
     stderr = Console(stderr=True)
     if not stderr.is_terminal:
-        return scan(targets, options, observer=recorder, skip_addresses=skip)
+        return scan(targets, options, observer=observer, skip_addresses=skip)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -246,7 +246,7 @@ def _run_with_progress(
                 tasks[key] = bar.add_task(f"{target.address}: {phase}", total=total)
             bar.update(tasks[key], completed=done, total=total)
 
-        return scan(targets, options, progress=show, observer=recorder, skip_addresses=skip)
+        return scan(targets, options, progress=show, observer=observer, skip_addresses=skip)
 
 
 def _write_report(
