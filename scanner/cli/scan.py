@@ -133,17 +133,20 @@ def scan_command(
     if resume is not None:
         _refuse_scan_options(ctx, resume, no_store)
         recorder = ScanRecorder.for_resume(db, resume)
-        assert recorder.resume_plan is not None
-        settings = recorder.resume_plan.settings
+        settings = recorder.resume_plan.settings if recorder.resume_plan else {}
     else:
         if not targets:
             raise BadInput("give at least one target to scan (or --resume SCAN)")
         settings = {name: ctx.params[name] for name in SCAN_SETTINGS}
         settings["ca_file"] = str(ca_file.absolute()) if ca_file is not None else None
         recorder = ScanRecorder.for_cli(db, no_store)
-    options = _options_from(settings)
+    try:
+        options = _options_from(settings)
+        expected = load_baseline(baseline) if baseline else None
+    except BaseException:
+        recorder.close()  # a resumed scan's history is open already
+        raise
     settings["ports"] = compress_ports(options.ports)  # "top" today may not be "top" tomorrow
-    expected = load_baseline(baseline) if baseline else None
     # SIGTERM/SIGINT from here on: the history write in progress ends, the scan row says
     # how far it got, exit 143/130 (scanner/cli/signals.py).
     with StopOnSignals(recorder.interrupt) as guard:

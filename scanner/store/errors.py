@@ -144,6 +144,13 @@ def _existing_parent(path: Path) -> Path:
 def access_problem(path: Path) -> tuple[str, str] | None:
     """(reason, advice) when this user may not write the file or the directory it is in."""
     directory = path.parent
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass
+    except OSError:  # a directory on the way this user may not search
+        return (f"cannot be reached: this user may not enter {_first_closed(path)}",
+                "check the directories' permissions, or pass --db with another path")
     if path.is_dir():
         return _OS_ERRORS[errno.EISDIR]
     if path.exists() and not os.access(path, os.R_OK):
@@ -157,6 +164,14 @@ def access_problem(path: Path) -> tuple[str, str] | None:
                 f"create {path.name}-wal and {path.name}-shm next to the database",
                 f"make {directory} writable, or pass --db with a path in a writable directory")
     return None
+
+
+def _first_closed(path: Path) -> Path:
+    """The first directory on the way to `path` this user may not search."""
+    for parent in reversed(path.parents):
+        if not os.access(parent, os.X_OK):
+            return parent
+    return path.parent
 
 
 def _locked(path: Path) -> tuple[str, str]:

@@ -204,6 +204,10 @@ class ScanRecorder:
         except StoreError as error:
             self.problem = self.problem or error
 
+    def close(self) -> None:
+        """Release the history (recording() does it; for a recorder never used)."""
+        self._close()
+
     def _close(self) -> None:
         if self._store is not None:
             self._store.close()

@@ -296,6 +296,16 @@ def test_read_only_directory(shared_dir: Path) -> None:
     assert "h.db-wal and h.db-shm" in line
 
 
+def test_a_directory_on_the_way_this_user_may_not_enter(shared_dir: Path) -> None:
+    closed = shared_dir / "closed"
+    (closed / "inner").mkdir(parents=True)
+    closed.chmod(0o700)  # root's: nobody may not pass through it
+    run = cli("history", "--db", str(closed / "inner" / "h.db"), as_nobody=True)
+    assert run.returncode == 3
+    (line,) = run.stderr.strip().splitlines()
+    assert f"cannot be reached: this user may not enter {closed}" in line
+
+
 def test_proc_is_not_a_full_disk() -> None:
     run = cli("scan", "127.0.0.1", "--ports", "9", "--no-identify", "--engine", "connect",
               "--db", "/proc/x.db", "--format", "json")
