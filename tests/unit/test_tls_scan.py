@@ -158,12 +158,12 @@ def test_scan_of_python_tls_server_on_loopback(tls_server: tuple[int, Path]) -> 
     assert outcome.error is None and outcome.facts is not None
     facts = outcome.facts
     assert facts.supported_versions == ("TLSv1.2", "TLSv1.3")
-    assert facts.protocol("TLSv1.0").how == "probe"  # refused outright: not enumerated
+    assert facts.protocol("TLSv1.0").status == "not_supported"
     assert facts.certificate is not None and facts.certificate.chain_trusted
     assert facts.vulnerabilities.heartbleed is False
     rating = rate(facts)
     assert rating.grade == "A"  # not HTTP here (no HSTS facts): A is the best there is
-    assert outcome.connections < 300
+    assert outcome.connections <= 20  # walks: one handshake per accepted suite + refusals
 
 
 def test_scan_of_a_closed_port_is_an_error_not_an_exception() -> None:
