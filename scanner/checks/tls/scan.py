@@ -7,9 +7,9 @@ candidate suite (200-450 per endpoint). Here:
 1. Suites: for every version, a walk offers all candidate suites at once and removes the one
    the server picked (walk.py): one handshake per accepted suite, plus one refusal per walk.
    The same handshakes give the certificate chain (with the stapled OCSP response), the
-   ephemeral key of each suite and the server's TLS 1.2 order. Versions where nassl's
-   OpenSSLs get no suite at all but the server did not refuse the version itself get one more
-   walk with our own ClientHello (rawhello.py), which can offer every IANA suite.
+   ephemeral key of each suite and the server's TLS 1.2 order. A server with which nassl's
+   OpenSSLs get no suite at all gets one more walk per version it did not refuse as such, with
+   our own ClientHello (rawhello.py), which can offer every IANA suite.
 2. Then only the tests the grade uses: Heartbleed and CCS injection (servers without TLS 1.3),
    ROBOT (only with RSA key exchange, one round of its five payloads, confirmed by two more
    rounds only when that round shows an oracle), secure renegotiation and compression (one
@@ -18,12 +18,13 @@ candidate suite (200-450 per endpoint). Here:
    a server-imposed TLS 1.2 order from the client's when the walk could not. HTTP headers come
    from identification (hsts.py); elliptic curves come from the ephemeral keys of the walk.
 
-Connections per endpoint: at most A + 16, where A is the number of (version, suite) pairs the
-server accepts: 8 walk refusals (SSL 2.0, 3.0, TLS 1.0, 1.1, 1.3, and TLS 1.2 with each
-OpenSSL, plus one own-ClientHello walk at most in practice), the legacy handshake, fallback,
-Heartbleed, CCS, the order check and 5 ROBOT payloads (10 more only to confirm an oracle). The
-lab's nginx configurations need 15 to 31 (bench/tls.py prints them); a hard cap of
-MAX_CONNECTIONS holds whatever a server does, and what it cuts short is reported as not tested.
+Connections per endpoint: A + at most 17, where A is the number of (version, suite) pairs the
+server accepts: 7 walk refusals (SSL 2.0, 3.0, TLS 1.0, 1.1, 1.3, and TLS 1.2 with each
+OpenSSL), the legacy handshake, fallback, Heartbleed, CCS, the order check and 5 ROBOT
+payloads (10 more only to confirm an oracle; a glitch in a walk costs one retry). The lab's nginx
+configurations need 16 to 23 (sslyze's own way: 148 to 435; bench/tls.py prints both). Whatever
+a server does, an endpoint never gets more than MAX_CONNECTIONS; what that cuts short is
+reported as not tested.
 
 Every connection, sslyze's and our own ClientHello's, is opened by sslyze's
 _open_socket_for_direct_connection, which install_connection_bounds() wraps: the one place
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
 # Politeness and speed: at most this many connections to one address at once, over all its TLS
 # ports (sslyze's default is 5 per port). 16 keeps a 100 ms-RTT endpoint near 3 s.
 HOST_CONNECTIONS = 16
-MAX_CONNECTIONS = 200  # per endpoint, whatever the server does (a sane one needs A + 16)
+MAX_CONNECTIONS = 256  # per endpoint, whatever the server does (a sane one needs A + 17)
 NETWORK_RETRIES = 2  # connection attempts per handshake (sslyze default 3, with 1-6 s back-off)
 ENDPOINT_BUDGET_FACTOR = 12  # deadline for one endpoint = 12 x the per-connection timeout
 CONNECTION_LIFETIME_FACTOR = 3  # one connection may live 3 x the timeout, then it is cut
@@ -408,14 +409,19 @@ def tls12_offer(every: Sequence[CipherSuite], known: frozenset[str]) -> list[Cip
 def _walk_raw(
     location: ServerNetworkLocation, endpoint: Endpoint, budget: _Budget, gathered: _Gathered
 ) -> None:
-    """Our own ClientHello, where nassl got no suite but the version was not refused as such."""
+    """Our own ClientHello, when nassl got no suite with any version: for each version the
+    server did not refuse as such (a "protocol version" alert).
+
+    DECISION: only then. A server that also has suites nassl negotiates is graded from those,
+    as sslyze would; the extra refusals would cost every server one connection per version.
+    """
+    if gathered.any_accepted():
+        return
     versions = [
         version for version in RAW_VERSIONS
-        if version in gathered.walks and not gathered.accepted(version)
+        if version in gathered.walks
         and not any(is_version_refusal(w.refusal) for w in gathered.walks[version])
     ]
-    if not versions:
-        return
     sni = endpoint.hostname
     jobs = {version: budget.submit(rawhello.raw_walk, lambda t: open_connection(location, t),
                                    version, sni, endpoint.timeout, budget.deadline)
@@ -446,17 +452,20 @@ def _run_tests(server: ServerConnectivityInfo, budget: _Budget, gathered: _Gathe
     running: dict[str, Any] = {command.value: _submit_command(server, budget, command)
                                for command in commands}
     session = budget.submit(_legacy_session, server, gathered)
-    robot = budget.submit(_robot, server, gathered)
     order = budget.submit(_preference, server, gathered)
+    try:  # its payloads go to the pool from here: a pool job waiting on pool jobs could starve
+        gathered.results["robot"] = _robot(server, budget, gathered)
+    except Exception as error:
+        gathered.errors["robot"] = _error_text(error)
     pending = [job for jobs in running.values() if isinstance(jobs, tuple) for job in jobs[1]]
-    budget.wait([*pending, session, robot, order])
+    budget.wait([*pending, session, order])
     for command in commands:
         _collect(server, command, running[command.value], gathered)
-    for key, job in (("legacy_session", session), ("robot", robot)):
-        try:
-            gathered.results[key] = job.result(timeout=0) if job.done() else _late(job)
-        except Exception as error:
-            gathered.errors[key] = _error_text(error)
+    try:
+        gathered.results["legacy_session"] = (session.result(timeout=0) if session.done()
+                                              else _late(session))
+    except Exception as error:
+        gathered.errors["legacy_session"] = _error_text(error)
     try:
         gathered.preference = order.result(timeout=0) if order.done() else Preference()
     except Exception:
@@ -558,48 +567,71 @@ def _legacy_session(server: ServerConnectivityInfo, gathered: _Gathered) -> Simp
         connection.close()
 
 
-def _robot(server: ServerConnectivityInfo, gathered: _Gathered) -> Any:
-    """sslyze's ROBOT test without its handshakes for the RSA key (the walk has the leaf): one
-    round of its five payloads; two more only if that round shows an oracle, so that a flaky
-    server is not called vulnerable on one round."""
+@dataclass(frozen=True)
+class _RobotPlan:
+    version: str
+    ciphers: str
+    modulus: int
+    exponent: int
+
+
+def _robot_plan(gathered: _Gathered) -> _RobotPlan | None:
+    """sslyze's ROBOT test without its handshakes for the RSA key: the walk has the leaf of an
+    RSA key exchange handshake. None: the server has no RSA key exchange (not vulnerable)."""
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-    from sslyze.plugins.robot._robot_tester import (
-        RobotServerResponsesAnalyzer,
-        _run_oracle_detection,
-    )
-    from sslyze.plugins.robot.implementation import RobotScanResult, RobotScanResultEnum
 
     version, _ = _below_tls13(gathered)
     names = set(gathered.accepted_names(version))
     leaf = next((w.rsa_leaf for w in gathered.walks.get(version, []) if w.rsa_leaf), None)
-    if not any(n.startswith("TLS_RSA_WITH_") for n in names) or leaf is None:
-        return RobotScanResult(RobotScanResultEnum.NOT_VULNERABLE_RSA_NOT_SUPPORTED)
+    if version == "SSLv2" or not any(n.startswith("TLS_RSA_WITH_") for n in names) or not leaf:
+        return None
     key = x509.load_pem_x509_certificate(leaf.encode("ascii")).public_key()
     if not isinstance(key, RSAPublicKey):
-        return RobotScanResult(RobotScanResultEnum.NOT_VULNERABLE_RSA_NOT_SUPPORTED)
+        return None
     gcm = {"TLS_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_256_GCM_SHA384"}
     ciphers = ("AES128-GCM-SHA256:AES256-GCM-SHA384" if version == "TLSv1.2" and names & gcm
                else "RSA")  # the choice sslyze makes
     numbers = key.public_numbers()
+    return _RobotPlan(version, ciphers, numbers.n, numbers.e)
 
-    def one_round() -> dict[Any, str]:
-        return _run_oracle_detection(server, sslyze_version(version), ciphers, numbers.n,
-                                     numbers.e, True)
 
-    rounds = [one_round()]
-    verdict = _robot_verdict(RobotServerResponsesAnalyzer, rounds)
+def _submit_robot_round(
+    server: ServerConnectivityInfo, budget: _Budget, plan: _RobotPlan
+) -> dict[Any, futures.Future[Any]]:
+    """sslyze's five ROBOT payloads, each on its own connection, in parallel."""
+    from sslyze.plugins.robot._robot_tester import RobotPmsPaddingPayloadEnum, _send_robot_payload
+
+    return {payload: budget.submit(_send_robot_payload, server, sslyze_version(plan.version),
+                                   plan.ciphers, payload, True, plan.modulus, plan.exponent)
+            for payload in RobotPmsPaddingPayloadEnum}
+
+
+def _robot(server: ServerConnectivityInfo, budget: _Budget, gathered: _Gathered) -> Any:
+    """One round of payloads; two more only if it shows an oracle, so that a flaky server is
+    not called vulnerable on one round (sslyze always makes three)."""
+    from sslyze.plugins.robot._robot_tester import RobotServerResponsesAnalyzer
+    from sslyze.plugins.robot.implementation import RobotScanResult, RobotScanResultEnum
+
+    plan = _robot_plan(gathered)
+    if plan is None:
+        return RobotScanResult(RobotScanResultEnum.NOT_VULNERABLE_RSA_NOT_SUPPORTED)
+    rounds = [_submit_robot_round(server, budget, plan)]
+    verdict = _robot_verdict(RobotServerResponsesAnalyzer, budget, rounds)
     if verdict.name.startswith("VULNERABLE"):
-        rounds += [one_round() for _ in range(ROBOT_CONFIRMATIONS)]
-        verdict = _robot_verdict(RobotServerResponsesAnalyzer, rounds)
+        rounds += [_submit_robot_round(server, budget, plan) for _ in range(ROBOT_CONFIRMATIONS)]
+        verdict = _robot_verdict(RobotServerResponsesAnalyzer, budget, rounds)
     return RobotScanResult(verdict)
 
 
-def _robot_verdict(analyzer: Any, rounds: list[dict[Any, str]]) -> Any:
+def _robot_verdict(
+    analyzer: Any, budget: _Budget, rounds: list[dict[Any, futures.Future[Any]]]
+) -> Any:
+    budget.wait([job for jobs in rounds for job in jobs.values()])
     combined: dict[Any, list[str]] = {}
-    for responses in rounds:
-        for payload, response in responses.items():
-            combined.setdefault(payload, []).append(response)
+    for jobs in rounds:
+        for payload, job in jobs.items():
+            combined.setdefault(payload, []).append(job.result(timeout=0))  # raises if failed
     return analyzer(combined, len(rounds)).compute_result_enum()
 
 
