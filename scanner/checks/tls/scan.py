@@ -286,7 +286,10 @@ def scan_endpoint(endpoint: Endpoint, hsts: Hsts | None = None) -> ScanOutcome:
         error = gathered.first_error() or "no TLS handshake succeeded with any version or suite"
         return ScanOutcome(None, error, time.monotonic() - started, budget.connections)
     server = _server_info(location, config, gathered)
-    _run_tests(server, budget, gathered)
+    if any(gathered.accepted(version) for version in PROTOCOLS):
+        _run_tests(server, budget, gathered)
+    else:  # only our own ClientHello got suites: sslyze's tests cannot handshake either
+        gathered.errors["vulnerability tests"] = "no suite nassl's OpenSSLs can negotiate"
     facts = _facts(gathered, endpoint, name, hsts or Hsts())
     return ScanOutcome(facts, None, time.monotonic() - started, budget.connections,
                        gathered.notes())
