@@ -210,7 +210,8 @@ def _certificates(body: bytes) -> tuple[bytes, ...]:
     if len(body) < 3:
         return ()
     total = int.from_bytes(body[:3], "big")
-    offset, end, found = 3, min(len(body), 3 + total), []
+    offset, end = 3, min(len(body), 3 + total)
+    found: list[bytes] = []
     while offset + 3 <= end and len(found) < MAX_CERTIFICATES:
         length = int.from_bytes(body[offset: offset + 3], "big")
         if offset + 3 + length > end:

@@ -56,6 +56,7 @@ from scanner.checks.tls.facts import (
     Hsts,
     Preference,
     ProtocolSupport,
+    Status,
     Suite,
     TlsFacts,
     Vulnerabilities,
@@ -741,7 +742,7 @@ def _protocol(version: str, gathered: _Gathered) -> ProtocolSupport:
     if raw is not None:
         suites += list(raw.suites)
         how = "walk, own ClientHello"
-    status = "supported" if suites else "not_supported"
+    status: Status = "supported" if suites else "not_supported"
     return ProtocolSupport(version, status, tuple(suites), how=how)
 
 
@@ -749,7 +750,7 @@ def protocol_from_result(version: str, result: Any) -> ProtocolSupport:
     """From an sslyze CipherSuitesScanResult (kept for sslyze's own per-suite results)."""
     suites = tuple(suite_from_accepted(version, accepted)
                    for accepted in result.accepted_cipher_suites)
-    status = "supported" if suites else "not_supported"
+    status: Status = "supported" if suites else "not_supported"
     return ProtocolSupport(version, status, suites, how="enumerated")
 
 
