@@ -22,7 +22,8 @@ Connections per endpoint: A + at most 17, where A is the number of (version, sui
 server accepts: 7 walk refusals (SSL 2.0, 3.0, TLS 1.0, 1.1, 1.3, and TLS 1.2 with each
 OpenSSL), the legacy handshake, fallback, Heartbleed, CCS, the order check and 5 ROBOT
 payloads (10 more only to confirm an oracle; a glitch in a walk costs one retry). The lab's nginx
-configurations need 16 to 23 (sslyze's own way: 148 to 435; bench/tls.py prints both). Whatever
+and GnuTLS configurations need 12 to 25 (one connection per candidate suite: 190 to 460;
+bench/tls.py prints both, counted by a capture at the server). Whatever
 a server does, an endpoint never gets more than MAX_CONNECTIONS; what that cuts short is
 reported as not tested.
 
