@@ -56,9 +56,7 @@ class Alert:
 
     @property
     def title(self) -> str:
-        prefix = {AlertReason.CHANGE: "", AlertReason.FIRST_SCAN: "open: ",
-                  AlertReason.REMINDER: "still open: "}[self.reason]
-        title = f"exposure: {self.change.target}: {prefix}{self.change.summary}"
+        title = f"exposure: {self.change.target}: {self.change.summary}"
         return title if len(title) <= TITLE_LIMIT else title[: TITLE_LIMIT - 1] + "…"
 
     @property

@@ -4,9 +4,10 @@ from scanner.store.codec import report_from_dict
 from scanner.store.errors import SchemaTooNew, StoreError
 from scanner.store.paths import default_db_path
 from scanner.store.recorder import ScanRecorder
-from scanner.store.store import NoDatabase, ScanNotFound, ScanRow, Store
+from scanner.store.store import FindingAlert, NoDatabase, ScanNotFound, ScanRow, Store
 
 __all__ = [
+    "FindingAlert",
     "NoDatabase",
     "ScanNotFound",
     "ScanRecorder",
