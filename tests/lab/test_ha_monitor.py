@@ -135,6 +135,7 @@ def test_watch_makes_home_assistant_entities_and_the_fix_turns_the_problem_off(
     assert resolved["attributes"]["finding"] == "service.unauthenticated"
     assert entity(home, f"sensor.{NODE}_worst_severity")["state"] != "critical"
     assert home.failed_logins() == []
+    assert not (home.config_dir / "ip_bans.yaml").exists()
 
 
 def test_the_webhook_blueprint_notifies_and_feeds_the_template_sensors(
