@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from .daemons import Daemon, start_mosquitto
-from .nsutil import LabError, connect_in_netns
+from .nsutil import LabError, call_in_netns, connect_in_netns
 from .support_ha import lab_hass, start_real_ha, write_ha_config
 
 if TYPE_CHECKING:
     from .netns import Lab
+    from .services import Service
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRIB = REPO / "contrib" / "homeassistant"
@@ -311,6 +313,9 @@ class HaHome:
         directory.mkdir(parents=True, exist_ok=True)
         write_ha_config(directory, hosts=[self.lab.HOME_V4, self.lab.HOME_V6], port=HA_PORT,
                         extra=EXTRA_CONFIG)
+        # www/ is served as /local/ (only if it exists when HA starts): the HTML report goes
+        # there, and the device page links to it.
+        (directory / "www").mkdir(exist_ok=True)
         blueprints = directory / "blueprints" / "automation" / "exposure"
         blueprints.mkdir(parents=True, exist_ok=True)
         shutil.copy(BLUEPRINT, blueprints / BLUEPRINT.name)
@@ -384,6 +389,63 @@ def _dedent_list(body: str) -> str:
     lines = body.splitlines()
     indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
     return "\n".join(line[indent:] for line in lines) + "\n"
+
+
+def monitored_services() -> list[Service]:
+    """The home the HA tests watch: Redis without a password (critical), nginx TLS on 443."""
+    from .support_monitor import tls_site
+    from .support_services import redis
+
+    return [redis(6379), tls_site(443, lambda lab: lab.home_cert)]  # type: ignore[arg-type,return-value]
+
+
+class NetnsForwarder:
+    """TCP from 127.0.0.1:PORT in one network namespace (a path like /proc/PID/ns/net) to
+    host:port in a lab namespace: lets a browser in its own `unshare -n` namespace reach the
+    lab's HA, and nothing else. The listening socket is made inside the first namespace, each
+    upstream connection inside the second (sockets keep the namespace they were made in)."""
+
+    def __init__(self, listen_ns: str, listen_port: int, target_ns: str, host: str,
+                 port: int) -> None:
+        self.listener = call_in_netns(
+            listen_ns, lambda: socket.create_server(("127.0.0.1", listen_port)))
+        self.target = (target_ns, host, port)
+        self.sockets: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = connect_in_netns(*self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
 
 
 @contextlib.contextmanager

@@ -21,8 +21,15 @@ import pytest
 from scanner import __version__
 from tests.lab.netns import Lab
 from tests.lab.scanning import EXPOSURE, LAB_SPEED
-from tests.lab.support_ha_monitor import HA_PORT, MQTT_PORT, HaHome, ha_home, wait_for
-from tests.lab.support_monitor import replace_service, tls_site
+from tests.lab.support_ha_monitor import (
+    HA_PORT,
+    MQTT_PORT,
+    HaHome,
+    ha_home,
+    monitored_services,
+    wait_for,
+)
+from tests.lab.support_monitor import replace_service
 from tests.lab.support_services import redis
 
 pytestmark = pytest.mark.lab
@@ -36,8 +43,7 @@ EVENT = f"event.{NODE}_changes"
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[HaHome]:
-    services = [redis(6379), tls_site(443, lambda lab: lab.home_cert)]  # type: ignore[arg-type,return-value]
-    with Lab(services=services) as lab, ha_home(lab) as started:
+    with Lab(services=monitored_services()) as lab, ha_home(lab) as started:
         print(f"lab HA up in {started.startup_s:.1f} s")
         yield started
 
