@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 from scanner import __version__
@@ -288,7 +289,7 @@ def deliver(
     for notifier in notifiers:
         result.sent.setdefault(notifier.name, 0)
         if isinstance(notifier, RoundNotifier):
-            error = _try(lambda n=notifier: n.send_round(alerts, states), attempts, backoff_s,
+            error = _try(partial(notifier.send_round, alerts, states), attempts, backoff_s,
                          sleep)
             if error is None:
                 result.sent[notifier.name] += len(alerts)

@@ -122,7 +122,7 @@ def _finding(raw: Any) -> OpenFinding | None:
     if not isinstance(raw, Mapping) or not raw.get("id"):
         return None
     try:
-        severity = Severity(raw.get("severity"))
+        severity = Severity(str(raw.get("severity")))
     except ValueError:
         return None
     port = raw.get("port") if isinstance(raw.get("port"), int) else None
