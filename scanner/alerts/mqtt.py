@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
 SLUG_LIMIT = 60
+_SLUG = re.compile(rf"[a-z0-9_]{{1,{SLUG_LIMIT}}}")
 # After announcing new or changed entities, HA needs a moment to create them and subscribe to
 # their topics; an event published before that is lost (events are never retained).
 DISCOVERY_SETTLE_S = 2.0
@@ -79,6 +80,22 @@ _EVENT_OF_KIND = {
 
 # topic, payload (None: empty, which clears a retained message), retain
 Message = tuple[str, str | None, bool]
+
+
+def parse_index(payload: bytes | None) -> dict[str, Any] | None:
+    """The retained index as a dict with a `targets` dict, or None when it is not one of ours
+    (absent, too large, not JSON, another schema)."""
+    if payload is None or len(payload) > MAX_INDEX_BYTES:
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("schema") != INDEX_SCHEMA or not isinstance(
+        data.get("targets"), dict
+    ):
+        return None
+    return data
 
 
 def slug(target: str) -> str:
@@ -286,16 +303,28 @@ class MqttNotifier:
             messages += [(topic, text, True) for topic, text in texts]
             messages.append((self.state_topic(state.target),
                              json.dumps(state.to_dict(), ensure_ascii=True), True))
-            current[slug(state.target)] = {"target": state.target, "digest": digest,
-                                           "config_topics": [topic for topic, _ in texts],
-                                           "state_topic": self.state_topic(state.target)}
-        for gone, entry in known.items():
-            if gone not in current and isinstance(entry, dict):
-                messages += [(topic, None, True) for topic in _removal_topics(entry, self, gone)]
+            current[slug(state.target)] = {"target": state.target, "digest": digest}
+        messages += [(topic, None, True) for topic in self.removals(known, current)]
         index_text = json.dumps({"schema": INDEX_SCHEMA, "targets": current}, ensure_ascii=True)
         messages.append((self.index_topic, index_text, True))
         client.publish_all(messages)
         return changed
+
+    def removals(self, known: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+        """The retained topics to clear for targets in the index but not watched now.
+
+        The index is whatever the broker holds: only a well-formed slug names topics, and
+        those are rebuilt here, so it can never make us clear anyone else's.
+        """
+        return [topic for gone in known
+                if isinstance(gone, str) and _SLUG.fullmatch(gone) and gone not in current
+                for topic in self._removal_topics(gone)]
+
+    def _removal_topics(self, gone: str) -> list[str]:
+        """The retained topics of a target (by its slug) no longer watched."""
+        node = f"exposure_{gone}"
+        return [*(f"{self.discovery_prefix}/{e.component}/{node}/{e.key}/config"
+                  for e in ENTITIES), f"{self.base_topic}/{gone}/state"]
 
     # --- long-lived connection (watch loop) ----------------------------------------------
 
@@ -358,17 +387,7 @@ class MqttNotifier:
         except AlertError as error:
             log.warning("%s: previous announcements not readable: %s", self.name, error)
             return None
-        if payload is None or len(payload) > MAX_INDEX_BYTES:
-            return None
-        try:
-            data = json.loads(payload)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or data.get("schema") != INDEX_SCHEMA or not isinstance(
-            data.get("targets"), dict
-        ):
-            return None
-        return data
+        return parse_index(payload)
 
     def _client(self) -> paho.Client:
         client = paho.Client(
@@ -382,15 +401,6 @@ class MqttNotifier:
         if self.tls:
             client.tls_set(ca_certs=self.ca_file)
         return client
-
-
-def _removal_topics(entry: Mapping[str, Any], notifier: MqttNotifier, gone: str) -> list[str]:
-    """The retained topics of a target no longer watched: only ours (under our prefixes)."""
-    topics = [t for t in entry.get("config_topics", []) if isinstance(t, str)]
-    topics.append(str(entry.get("state_topic") or f"{notifier.base_topic}/{gone}/state"))
-    ours = (f"{notifier.discovery_prefix}/", f"{notifier.base_topic}/")
-    return [topic for topic in dict.fromkeys(topics)
-            if topic.startswith(ours) and "#" not in topic and "+" not in topic]
 
 
 class _Connection:

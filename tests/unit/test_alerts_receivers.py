@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanner import __version__
 from scanner.alerts import Alert, AlertError, deliver, states_for
@@ -375,3 +378,32 @@ def test_mqtt_no_broker_is_an_alert_error() -> None:
 ])
 def test_slug(target: str, expected: str) -> None:
     assert slug(target) == expected
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=80),
+                     lambda inner: st.lists(inner, max_size=5)
+                     | st.dictionaries(st.text(max_size=80), inner, max_size=5), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=300),
+    _JSON.map(lambda value: json.dumps(value).encode()),
+    st.dictionaries(st.text(max_size=80), _JSON, max_size=8).map(
+        lambda targets: json.dumps({"schema": "exposure-mqtt-index/1",
+                                    "targets": targets}).encode()),
+))
+def test_a_hostile_index_only_ever_clears_our_own_topics(payload: bytes) -> None:
+    """The retained index comes from the broker: anyone who may publish there can write it."""
+    from scanner.alerts.mqtt import ENTITIES, parse_index
+
+    notifier = MqttNotifier("127.0.0.1", base_topic="exposure", discovery_prefix="homeassistant")
+    index = parse_index(payload)
+    known = index["targets"] if index else {}
+    removed = notifier.removals(known, {"home_example": {}})
+    components = "|".join(e.component for e in ENTITIES)
+    allowed = re.compile(rf"homeassistant/({components})/exposure_[a-z0-9_]{{1,60}}/[a-z_]+/config"
+                         r"|exposure/[a-z0-9_]{1,60}/state")
+    assert all(allowed.fullmatch(topic) for topic in removed)
+    assert not any("home_example/" in topic or topic.endswith("exposure_home_example")
+                   for topic in removed)
