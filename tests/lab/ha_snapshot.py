@@ -1,7 +1,7 @@
 """What Home Assistant shows of exposure, saved for people: `python -m tests.lab.ha_snapshot DIR`.
 
-As root (it builds a lab): starts the home of tests/lab/test_ha_monitor.py (Redis without a
-password, nginx TLS, a real HA 2024.1.6 onboarded by its owner, MQTT on a lab mosquitto), runs
+As root (it builds a lab): starts the home of tests/lab/test_ha_monitor.py (a VNC desktop without
+a password, nginx TLS, a real HA 2024.1.6 onboarded by its owner, MQTT on a lab mosquitto), runs
 `exposure watch --once` with the MQTT and webhook notifiers and the HTML report in HA's www/,
 then writes to DIR:
 
@@ -32,6 +32,7 @@ from tests.lab.scanning import EXPOSURE, LAB_SPEED
 from tests.lab.support_ha_monitor import (
     HA_PORT,
     MQTT_PORT,
+    WATCHED_PORTS,
     HaHome,
     NetnsForwarder,
     ha_home,
@@ -52,7 +53,7 @@ def run_watch(home: HaHome, workdir: Path) -> None:
            "EXPOSURE_MQTT_HOST": lab.SCAN_V4, "EXPOSURE_MQTT_PORT": str(MQTT_PORT),
            "EXPOSURE_HOMEASSISTANT_URL": home.webhook_url}
     argv = [*EXPOSURE, "watch", Lab.HOSTNAME, "--once", "--every", "6h",
-            "--ports", f"443,6379,{HA_PORT}", "--ca-file", str(lab.ca_pem),
+            "--ports", WATCHED_PORTS, "--ca-file", str(lab.ca_pem),
             "--db", str(workdir / "watch.db"), "--alert-min-severity", "high",
             "--html-report", str(report),
             "--report-link", f"{BROWSER_ORIGIN}/local/{report.name}", *LAB_SPEED]

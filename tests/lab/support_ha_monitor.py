@@ -6,7 +6,7 @@ onboarding API, logs in with the account it created, configures the MQTT integra
 the config flow, and reads HA's REST and websocket APIs with its own token. None of that is what
 the scanner does; the scanner only scans and publishes.
 
-    home namespace   HA 2024.1.6 (.lab-cache/ha-venv) on 203.0.113.10:8123, the services scanned
+    home namespace   HA 2024.1.6 (.lab-cache/ha-venv) on 203.0.113.10:8123, the services watched
     scan namespace   mosquitto on 203.0.113.1 (the broker HA and the watcher share), the
                      watcher, and this owner's API client (sockets made inside the namespace)
 
@@ -391,12 +391,24 @@ def _dedent_list(body: str) -> str:
     return "\n".join(line[indent:] for line in lines) + "\n"
 
 
-def monitored_services() -> list[Service]:
-    """The home the HA tests watch: Redis without a password (critical), nginx TLS on 443."""
-    from .support_monitor import tls_site
-    from .support_services import redis
+VNC_PORT = 5900  # the problem of the watched home: a VNC desktop without a password
+WATCHED_PORTS = f"443,{VNC_PORT},{HA_PORT}"
 
-    return [redis(6379), tls_site(443, lambda lab: lab.home_cert)]  # type: ignore[arg-type,return-value]
+
+def monitored_services() -> list[Service]:
+    """The home the HA tests watch: a VNC desktop with security type None
+    (service.unauthenticated, critical), nginx TLS on 443; HA itself is on 8123."""
+    from .support_monitor import tls_site
+    from .support_services import xvnc
+
+    return [xvnc(VNC_PORT), tls_site(443, lambda lab: lab.home_cert)]  # type: ignore[arg-type,return-value]
+
+
+def fixed_vnc() -> Service:
+    """The owner's fix: the same desktop, now asking for a password."""
+    from .support_services import xvnc
+
+    return xvnc(VNC_PORT, password=True, name="xvnc-locked")
 
 
 class NetnsForwarder:

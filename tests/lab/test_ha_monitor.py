@@ -1,9 +1,10 @@
 """Home Assistant sees its own exposure: `exposure watch` against a lab home, read back from a
 REAL Home Assistant (2024.1.6, .lab-cache/ha-venv) through HA's own REST and websocket APIs.
 
-The home forwards Redis without a password (service.unauthenticated, critical), nginx TLS on 443
-and Home Assistant itself on 8123. HA's MQTT integration uses the lab's mosquitto, the same the
-watcher publishes to; the blueprint and template sensors of contrib/homeassistant are loaded.
+The home forwards a VNC desktop without a password (service.unauthenticated, critical), nginx TLS
+on 443 and Home Assistant itself on 8123. HA's MQTT integration uses the lab's mosquitto, the
+same the watcher publishes to; the blueprint and template sensors of contrib/homeassistant are
+loaded.
 HA starts once for the module (it is the slow part) and is stopped by pid.
 """
 
@@ -24,18 +25,19 @@ from tests.lab.scanning import EXPOSURE, LAB_SPEED
 from tests.lab.support_ha_monitor import (
     HA_PORT,
     MQTT_PORT,
+    VNC_PORT,
+    WATCHED_PORTS,
     HaHome,
+    fixed_vnc,
     ha_home,
     monitored_services,
     wait_for,
 )
 from tests.lab.support_monitor import replace_service
-from tests.lab.support_services import redis
 
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
-PORTS = f"443,6379,{HA_PORT}"
 NODE = "exposure_home_lab"
 PROBLEM = f"binary_sensor.{NODE}_problem"
 EVENT = f"event.{NODE}_changes"
@@ -54,7 +56,7 @@ def watch(home: HaHome, db: Path, *alerts: str, minimum: str = "critical") -> di
     env = {**os.environ, "EXPOSURE_ALERTS_CONFIG": str(db.parent / "no-alerts.toml"),
            "EXPOSURE_MQTT_HOST": lab.SCAN_V4, "EXPOSURE_MQTT_PORT": str(MQTT_PORT),
            "EXPOSURE_HOMEASSISTANT_URL": home.webhook_url}
-    argv = [*EXPOSURE, "watch", Lab.HOSTNAME, "--once", "--every", "6h", "--ports", PORTS,
+    argv = [*EXPOSURE, "watch", Lab.HOSTNAME, "--once", "--every", "6h", "--ports", WATCHED_PORTS,
             "--ca-file", str(lab.ca_pem), "--db", str(db), "--alert-min-severity", minimum,
             *(f"--alert={name}" for name in alerts), *LAB_SPEED]
     run = lab.run_in_scan(argv, capture_output=True, text=True, timeout=300, cwd=REPO, env=env,
@@ -95,7 +97,7 @@ def test_watch_makes_home_assistant_entities_and_the_fix_turns_the_problem_off(
     assert problem["attributes"]["problem_minimum"] == "critical"
     listed = {f["id"]: f for f in problem["attributes"]["findings"]}
     assert listed["service.unauthenticated"]["severity"] == "critical"
-    assert listed["service.unauthenticated"]["port"] == 6379
+    assert listed["service.unauthenticated"]["port"] == VNC_PORT
 
     severity = entity(home, f"sensor.{NODE}_worst_severity")
     assert severity["state"] == "critical"
@@ -106,7 +108,7 @@ def test_watch_makes_home_assistant_entities_and_the_fix_turns_the_problem_off(
                                                   "critical"])
     ports = entity(home, f"sensor.{NODE}_open_ports")
     assert int(ports["state"]) == len(distinct(report, "ports")) == 3
-    assert {s["port"] for s in ports["attributes"]["services"]} == {443, 6379, HA_PORT}
+    assert {s["port"] for s in ports["attributes"]["services"]} == {443, VNC_PORT, HA_PORT}
     findings = entity(home, f"sensor.{NODE}_findings")
     assert int(findings["state"]) == len(distinct(report, "findings"))
     grade = entity(home, f"sensor.{NODE}_tls_grade")
@@ -130,9 +132,9 @@ def test_watch_makes_home_assistant_entities_and_the_fix_turns_the_problem_off(
     # scanning HA on 8123 with the whole home: nothing HA counts as a failed login
     assert home.failed_logins() == []
 
-    # The owner fixes it: Redis gets a password. The next scan resolves the finding.
-    daemons = [d for d in home.lab.daemons if d.name == "redis-6379"]
-    replace_service(home.lab, daemons, redis(6379, password="lab-fixed-it", name="redis-locked"))
+    # The owner fixes it: the desktop gets a password. The next scan resolves the finding.
+    daemons = [d for d in home.lab.daemons if d.name == f"xvnc-{VNC_PORT}"]
+    replace_service(home.lab, daemons, fixed_vnc())
     fixed = watch(home, db, "mqtt")
     assert "service.unauthenticated" not in {f[0] for f in distinct(fixed, "findings")}
     entity(home, PROBLEM, "off")
