@@ -142,13 +142,6 @@ class HaApi:
             auth=False)
         self.token, self.refresh_token = answer["access_token"], answer["refresh_token"]
 
-    def refresh(self) -> None:
-        assert self.refresh_token
-        answer = self.ok("POST", "/auth/token", form={
-            "grant_type": "refresh_token", "refresh_token": self.refresh_token,
-            "client_id": self.client_id}, auth=False)
-        self.token = answer["access_token"]
-
     # --- what the owner reads --------------------------------------------------------------
 
     def states(self) -> list[dict[str, Any]]:
