@@ -34,6 +34,7 @@ class TlsCheck:
             hostname=context.target.hostname,
             dialer=grading_dialer(context.dialer),
             ca_file=context.options.ca_file,
+            active=context.options.active,
         )
         hsts = hsts_from_identity(context.identity.service, context.identity.details)
         outcome = scan_endpoint(endpoint, hsts)
