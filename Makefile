@@ -69,6 +69,7 @@ demo: deps
 # Full-range discovery side by side with nmap, the whole lab home, then TLS grading speed.
 bench: deps
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.tls
 
 clean:

@@ -8,6 +8,7 @@ PACKAGES=(
     python3-venv                       # the virtualenv
     make                               # the README's commands
     nmap                               # nmap engine and -sV fallback; benchmark baseline
+    masscan                            # benchmark baseline (make bench)
     iproute2 iptables                  # lab: network namespaces, the home "router"
     openssh-server dropbear-bin        # lab: real SSH servers
     nginx-light                        # lab: HTTP and TLS endpoints
