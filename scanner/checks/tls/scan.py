@@ -446,9 +446,9 @@ def _run_tests(
                                for command in commands}
     session = budget.submit(_legacy_session, server, gathered)
     order = budget.submit(_preference, server, gathered)
-    if not active:
+    if not active and _robot_plan(gathered) is not None:  # an RSA key exchange to test
         gathered.errors["robot"] = ROBOT_NOT_ASKED
-    else:
+    else:  # --active, or no RSA key exchange (not vulnerable, and nothing is sent)
         try:  # its payloads go to the pool from here: a pool job waiting on pool jobs could
             gathered.results["robot"] = _robot(server, budget, gathered)  # starve
         except Exception as error:
