@@ -20,11 +20,17 @@ from scanner.checks.base import CheckContext, CheckResult, Finding, Severity
 from scanner.checks.services.catalogue import (
     AUTH_REQUIRED,
     CLEARTEXT_AUTH,
+    EXPOSED,
     FINDINGS,
     UNAUTHENTICATED,
 )
 from scanner.checks.services.engine import Judged, applicable_protocols, assess_port
-from scanner.checks.services.model import Auth, HttpProduct, ProtocolProduct
+from scanner.checks.services.model import (
+    REFUSED_BEFORE_LOGIN,
+    Auth,
+    HttpProduct,
+    ProtocolProduct,
+)
 
 AUTH_RANK = {Auth.NONE: 2, Auth.UNKNOWN: 1, Auth.REQUIRED: 0}
 _SPECS = {spec.id: spec for spec in FINDINGS}
@@ -90,11 +96,15 @@ def findings_for(item: Judged, port: int) -> list[Finding]:
                 "(e.g. MQTT on 8883, SSH instead of Telnet), or a VPN. " + remedy.text,
                 port, remedy.references,
             ))
-    if isinstance(definition, ProtocolProduct) and definition.exposed_finding:
-        finding_id, severity = definition.exposed_finding
+    exposed = definition.exposed
+    if exposed is not None and not assessment.facts.get(REFUSED_BEFORE_LOGIN):
+        title = (
+            f"{assessment.product} answers from the internet; it should never face it"
+            if exposed.finding == EXPOSED.id else _SPECS[exposed.finding].title
+        )
         found.append(_finding(
-            finding_id, severity, _SPECS[finding_id].title, assessment.evidence, remedy.text,
-            port, remedy.references,
+            exposed.finding, exposed.severity, title, assessment.evidence,
+            f"{exposed.why} {remedy.text}".strip(), port, remedy.references,
         ))
     return found
 
