@@ -19,12 +19,14 @@ from typing import Any
 from scanner.checks.base import CheckContext, CheckResult, Finding, Severity
 from scanner.checks.services.catalogue import (
     AUTH_REQUIRED,
+    CATALOGUE,
     CLEARTEXT_AUTH,
     EXPOSED,
     FINDINGS,
     UNAUTHENTICATED,
 )
-from scanner.checks.services.engine import Judged, applicable_protocols, assess_port
+from scanner.checks.services.engine import PROBES, Judged, applicable_protocols, assess_port
+from scanner.checks.services.loader import CatalogueError
 from scanner.checks.services.model import (
     REFUSED_BEFORE_LOGIN,
     Auth,
@@ -32,6 +34,21 @@ from scanner.checks.services.model import (
     ProtocolProduct,
 )
 
+
+def _require_known_probes() -> None:
+    """Every probe a product file names exists (checked once, at import)."""
+    for product in CATALOGUE.all():
+        probe = getattr(product, "probe", None) or getattr(product, "then_probe", None)
+        if probe and probe not in PROBES:
+            raise CatalogueError(f"{product.source}: probe: no probe named {probe!r} "
+                                 f"(known: {', '.join(sorted(PROBES))})")
+        exposed = product.exposed
+        if exposed is not None and exposed.finding not in {spec.id for spec in FINDINGS}:
+            raise CatalogueError(f"{product.source}: exposed.finding: unknown finding "
+                                 f"{exposed.finding!r}")
+
+
+_require_known_probes()
 AUTH_RANK = {Auth.NONE: 2, Auth.UNKNOWN: 1, Auth.REQUIRED: 0}
 _SPECS = {spec.id: spec for spec in FINDINGS}
 

@@ -20,6 +20,7 @@ from typing import Any
 from scanner.checks.base import CheckContext
 from scanner.checks.services import memcached, mongodb, mqtt, redis, rtsp, smb, telnet, vnc
 from scanner.checks.services.catalogue import HTTP_PRODUCTS, MQTT_WEBSOCKET, PROTOCOL_PRODUCTS
+from scanner.checks.services.connected import CONNECTOR_PROBES, bridged
 from scanner.checks.services.http_client import HttpReply, WsOpening, http_get, websocket_open
 from scanner.checks.services.markers import describe, opening_matches, reply_matches, reply_value
 from scanner.checks.services.model import (
@@ -46,6 +47,8 @@ PROBES: dict[str, Probe] = {
     "smb": smb.probe,
     "mongodb": mongodb.probe,
 }
+# probes written for scanner.net (issue 18): bridged until this engine hands out connectors
+PROBES.update({name: bridged(probe) for name, probe in CONNECTOR_PROBES.items()})
 UNKNOWN_PORT_TIMEOUT = 2.0  # a port nobody could name gets shorter protocol guesses
 EVIDENCE_CHARS = 600
 # HTTP answers that suggest a non-web server behind HTTP framing (a websocket-only listener)
