@@ -33,8 +33,9 @@ unit: venv
 LAB_CACHE := .lab-cache
 NODE_RED := $(LAB_CACHE)/npm/node_modules/.package-lock.json
 ESPHOME := $(LAB_CACHE)/esphome-venv/.installed
+JUPYTER := $(LAB_CACHE)/jupyter-venv/.installed
 
-lab-deps: $(NODE_RED) $(ESPHOME)
+lab-deps: $(NODE_RED) $(ESPHOME) $(JUPYTER)
 
 $(NODE_RED): tests/lab/npm/package.json tests/lab/npm/package-lock.json
 	mkdir -p $(LAB_CACHE)/npm
@@ -45,6 +46,11 @@ $(ESPHOME):
 	$(PYTHON) -m venv $(LAB_CACHE)/esphome-venv
 	$(LAB_CACHE)/esphome-venv/bin/pip install --quiet 'esphome==2026.6.5'
 	touch $(ESPHOME)
+
+$(JUPYTER):
+	$(PYTHON) -m venv $(LAB_CACHE)/jupyter-venv
+	$(LAB_CACHE)/jupyter-venv/bin/pip install --quiet 'jupyter-server==2.21.1'
+	touch $(JUPYTER)
 
 lab: deps lab-deps
 	$(BIN)/python -m pytest -q tests/lab

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scanner.checks.services import ftp, mysql, postgres, rsync, x11
+from scanner.checks.services import etcd, ftp, mysql, postgres, rsync, x11
 from scanner.checks.services.model import ProbeOutcome
 from scanner.checks.services.transport import Endpoint
 from scanner.net import Connector, Dialer, Limits, ScanBudget
@@ -41,4 +41,5 @@ CONNECTOR_PROBES: dict[str, ConnectorProbe] = {
     "x11": x11.probe,
     "postgresql": postgres.probe,
     "mysql": mysql.probe,
+    "etcd": etcd.probe,
 }

@@ -139,8 +139,9 @@ def _http_product(fields: _Table) -> HttpProduct:
     then_probe = fields.text("then_probe", default="") or None
     if not identify:
         raise fields.error("identify", "needs at least one identifying rule")
-    if not open_when and not then_probe and common["exposed"] is None:
-        raise fields.error("open_when", "needs an open rule, a then_probe or [exposed]")
+    if not (open_when or then_probe or locked_when or common["exposed"]):
+        raise fields.error("open_when", "needs an open rule, a locked rule (a product that "
+                                        "always asks), a then_probe or [exposed]")
     for key, group in (("identify", identify), ("open_when", open_when)):
         for rule in group:
             if not rule.has_marker:
