@@ -77,12 +77,12 @@ def test_definitions_are_well_formed() -> None:
     assert len(keys) == len(set(keys))
     for product in HTTP_PRODUCTS:
         assert product.remedy.text and product.remedy.references, product.key
-        assert product.open_title and product.usual_ports
+        assert product.usual_ports and (product.open_title or not product.open_when)
         for rule in (*product.identify, *product.open_when):
             for _, match in rule.when:
                 assert not match.status_only, f"{product.key}: a status code alone"
         if not product.then_probe:
-            assert product.open_when, product.key
+            assert product.open_when or product.locked_when or product.exposed, product.key
     for product in PROTOCOL_PRODUCTS:
         assert product.probe in PROBES and product.remedy.text, product.key
 

@@ -62,7 +62,7 @@ class ServicesCheck:
         return context.identity.service == "http" or bool(applicable_protocols(context))
 
     def run(self, context: CheckContext) -> CheckResult:
-        judged = assess_port(context)
+        judged = specific_first(assess_port(context))
         findings: list[Finding] = []
         notes: list[str] = []
         details: dict[str, Any] = {}
@@ -70,6 +70,7 @@ class ServicesCheck:
             findings += findings_for(item, context.port)
             notes += item.assessment.notes
             details[item.assessment.key] = details_for(item, context)
+        service = None
         if judged:
             top = max(judged, key=lambda item: AUTH_RANK[item.assessment.auth])
             details["product"] = {
@@ -77,7 +78,26 @@ class ServicesCheck:
                 "key": top.assessment.key,
                 "auth": str(top.assessment.auth),
             }
-        return CheckResult(tuple(findings), details, tuple(dict.fromkeys(notes)))
+            service = service_named(top, context)
+        product = version = None
+        if judged and not context.identity.product:  # a name where identification had none
+            product, version = top.assessment.product, top.assessment.version
+        return CheckResult(tuple(findings), details, tuple(dict.fromkeys(notes)),
+                           product=product, version=version, service=service)
+
+
+def specific_first(judged: list[Judged]) -> list[Judged]:
+    """Generic surfaces (an embedded /metrics) only where no specific product answered."""
+    specific = [item for item in judged if not getattr(item.definition, "generic", False)]
+    return specific or judged
+
+
+def service_named(item: Judged, context: CheckContext) -> str | None:
+    """The protocol a probe found where identification had no name for the port."""
+    definition = item.definition
+    if context.identity.service or not isinstance(definition, ProtocolProduct):
+        return None
+    return definition.services[0] if definition.services else None
 
 
 def findings_for(item: Judged, port: int) -> list[Finding]:

@@ -126,7 +126,8 @@ def _anonymous_login(stream: Stream) -> tuple[Auth, str]:
         return Auth.NONE, f"USER anonymous: {user.code} {user.text} (no password asked)"
     if user.code != 331:
         return Auth.REQUIRED, f"USER anonymous refused: {user.code} {user.text}"
-    password = _command(stream, b"PASS " + ANONYMOUS_PASSWORD)
+    # servers pause before refusing a login (vsftpd + PAM: seconds): wait to the deadline
+    password = _command(stream, b"PASS " + ANONYMOUS_PASSWORD, patient=True)
     if password is None:
         return Auth.UNKNOWN, "no answer to PASS for the anonymous account"
     if password.code == 230:
@@ -158,13 +159,21 @@ def _refused(greeting: Reply) -> ProbeOutcome:
     )
 
 
-def _read_reply(stream: Stream) -> Reply | None:
-    return parse_reply(stream.recv_until(reply_complete, REPLY_CAP))
+def _read_reply(stream: Stream, patient: bool = False) -> Reply | None:
+    if not patient:
+        return parse_reply(stream.recv_until(reply_complete, REPLY_CAP))
+    buffer = b""
+    while not reply_complete(buffer) and len(buffer) < REPLY_CAP:
+        chunk = stream.recv(REPLY_CAP - len(buffer), until=stream.deadline)
+        if not chunk:
+            break
+        buffer += chunk
+    return parse_reply(buffer)
 
 
-def _command(stream: Stream, command: bytes) -> Reply | None:
+def _command(stream: Stream, command: bytes, patient: bool = False) -> Reply | None:
     stream.send(command + b"\r\n")
     try:
-        return _read_reply(stream)
+        return _read_reply(stream, patient)
     except NetError:
         return None

@@ -160,6 +160,7 @@ def _http_product(fields: _Table) -> HttpProduct:
                         for i, item in enumerate(facts)),
             then_probe=then_probe,
             note_unknown=fields.text("note_unknown", default=""),
+            generic=fields.boolean("generic", default=False),
             **common,
         )
     except ValueError as error:

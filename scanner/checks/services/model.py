@@ -138,6 +138,9 @@ class HttpProduct:
     then_probe: str | None = None  # a protocol probe that decides auth once identified
     note_unknown: str = ""  # what to say when identified but auth cannot be told
     exposed: Exposure | None = None  # presence itself is the risk (an admin login)
+    # a surface many products embed (Prometheus /metrics): said only when no specific product
+    # answered on the same port (etcd, Grafana... serve /metrics themselves)
+    generic: bool = False
     source: str = ""  # the data file it was loaded from
 
     def __post_init__(self) -> None:
