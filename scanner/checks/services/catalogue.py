@@ -69,6 +69,22 @@ FINDINGS: tuple[FindingSpec, ...] = (
     SMB_EXPOSED,
 )
 
+def product_rows(products: tuple[HttpProduct | ProtocolProduct, ...]) -> list[str]:
+    """One line per product for `exposure checks --list`: key, name, kind, ports, findings."""
+    rows = []
+    for product in sorted(products, key=lambda item: (item.name.lower(), item.source)):
+        kind = "http" if isinstance(product, HttpProduct) else f"probe:{product.probe}"
+        says = []
+        if product.open_title:  # products that can be found open say so in their title
+            finding = getattr(product, "finding_open", UNAUTHENTICATED.id)
+            says.append(f"{finding} ({product.severity})")
+        if product.exposed is not None:
+            says.append(f"{product.exposed.finding} ({product.exposed.severity})")
+        ports = ",".join(str(port) for port in product.usual_ports)
+        rows.append(f"{product.name[:30]:30} {kind:20} {ports[:22]:22} {', '.join(says) or '-'}")
+    return rows
+
+
 CATALOGUE = load_catalogue()
 HTTP_PRODUCTS: tuple[HttpProduct, ...] = CATALOGUE.http
 PROTOCOL_PRODUCTS: tuple[ProtocolProduct, ...] = CATALOGUE.protocols
