@@ -67,7 +67,9 @@ class PlainLoginCheck:
 
     def applies(self, context: CheckContext) -> bool:
         identity = context.identity
-        return identity.service == "http" and not identity.tls and "ha" not in context.earlier
+        ha = context.earlier.get("ha")
+        is_ha = isinstance(ha, dict) and ha.get("is_home_assistant") is True
+        return identity.service == "http" and not identity.tls and not is_ha
 
     def run(self, context: CheckContext) -> CheckResult:
         http: dict[str, Any] = context.identity.details.get("http") or {}
