@@ -50,7 +50,19 @@ EXPECTED = {
     "portainer-admin": ("portainer", "required"),
     "zigbee2mqtt-open": ("zigbee2mqtt", "none"),
     "zigbee2mqtt-token": ("zigbee2mqtt", "required"),
+    "nextcloud-installer": ("nextcloud", "none"),
+    "nextcloud-installed": ("nextcloud", "required"),
+    "couchdb-admin-party": ("couchdb", "none"),
+    "couchdb-secured": ("couchdb", "required"),
+    "kibana-open": ("kibana", "none"),
+    "kibana-secured": ("kibana", "required"),
+    "proxmox-ve": ("proxmox_ve", "required"),
+    "webmin": ("webmin", "required"),
+    "synology-dsm": ("synology_dsm", "required"),
+    "unifi-network": ("unifi", "required"),
+    "plex-claimed": ("plex", "required"),
 }
+EXPOSED = {"proxmox-ve", "webmin", "synology-dsm", "unifi-network"}
 # the title identification would have found (hints), per fixture
 TITLES = {
     "code-server-none": "code-server",
@@ -59,7 +71,11 @@ TITLES = {
     "portainer-no-admin": "Portainer", "portainer-admin": "Portainer",
     "zigbee2mqtt-open": "Zigbee2MQTT", "zigbee2mqtt-token": "Zigbee2MQTT",
     "pihole-v6-nopassword": "Pi-hole - pihole", "pihole-v6-password": "Pi-hole - pihole",
+    "proxmox-ve": "pve - Proxmox Virtual Environment", "webmin": "Login to Webmin",
+    "synology-dsm": "Synology DiskStation - nas",
 }
+# the redirect identification followed (Location hints), per fixture
+REDIRECTS = {"kibana-open": "/spaces/enter", "kibana-secured": "/login?next=%2F"}
 RELATIVE_LOGIN = {"code-server-password"}
 
 
@@ -157,6 +173,10 @@ def test_fixture_through_the_engine(replays: dict[str, int], name: str) -> None:
     http: dict[str, object] = {"title": TITLES.get(name), "status": 200}
     if name in RELATIVE_LOGIN:
         http["redirects"] = [{"status": 302, "location": "./login", "followed": True}]
+    if name in REDIRECTS:
+        http["redirects"] = [{"status": 302, "location": REDIRECTS[name], "followed": True}]
+    if name == "webmin":
+        http["server"] = "MiniServ/2.105"
     result = CHECK.run(_context(replays[name], http))
     expected = EXPECTED[name]
     if expected is None:
@@ -168,6 +188,7 @@ def test_fixture_through_the_engine(replays: dict[str, int], name: str) -> None:
     ids = {finding.id for finding in result.findings}
     assert ("service.unauthenticated" in ids) == (auth == "none")
     assert ("service.auth_required" in ids) == (auth == "required")
+    assert ("service.exposed" in ids) == (name in EXPOSED)
 
 
 def test_fixtures_name_their_provenance() -> None:
