@@ -2,7 +2,8 @@
 
 Debian packages: vsftpd, rsync, xvfb, postgresql, mariadb-server, cups,
 prometheus-node-exporter, transmission-daemon, qbittorrent-nox, deluge-web, docker-registry,
-etcd-server, syncthing. PyPI: jupyter-server (its own venv under .lab-cache, `make lab-deps`).
+etcd-server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server (its own venv under
+.lab-cache, `make lab-deps`).
 
 Every daemon runs in the lab's home namespace with its files in a private directory; nothing
 under /etc is written. The torrent clients and Syncthing are configured with every kind of
@@ -46,6 +47,8 @@ DELUGE_WEB = "/usr/bin/deluge-web"
 REGISTRY = "/usr/bin/docker-registry"
 ETCD = "/usr/bin/etcd"
 SYNCTHING = "/usr/bin/syncthing"
+COCKPIT_WS = "/usr/lib/cockpit/cockpit-ws"
+RPCBIND = "/usr/sbin/rpcbind"
 JUPYTER_VENV = Path(os.environ.get("EXPOSURE_LAB_JUPYTER", ROOT / ".lab-cache" / "jupyter-venv"))
 JUPYTER = JUPYTER_VENV / "bin" / "jupyter-server"
 
@@ -517,6 +520,43 @@ def jupyter(port: int, *, token: bool, name: str | None = None) -> Service:
         return [_launch(place, name, argv, [port], directory, ready_timeout=30.0)]
 
     return Service(name, {port: f"Jupyter Server ({'token' if token else 'no token'})"}, start)
+
+
+# --- Cockpit ---------------------------------------------------------------------------------
+
+
+def cockpit(port: int = 9090, *, name: str | None = None) -> Service:
+    """cockpit-ws without TLS, its config (cockpit.conf) in a private XDG config dir."""
+    name = name or f"cockpit-{port}"
+
+    def start(lab: Lab) -> list[Daemon]:
+        place = v4(lab)
+        directory = _private_dir(place, name)
+        config = directory / "xdg" / "cockpit"
+        config.mkdir(parents=True)
+        (config / "cockpit.conf").write_text("[WebService]\nLoginTitle=lab\n")
+        argv = ["env", f"XDG_CONFIG_DIRS={directory / 'xdg'}", COCKPIT_WS, "--no-tls",
+                "-a", lab.HOME_V4, "-p", str(port)]
+        return [_launch(place, name, argv, [port], directory)]
+
+    return Service(name, {port: "Cockpit (cockpit-ws, no TLS)"}, start)
+
+
+# --- rpcbind ---------------------------------------------------------------------------------
+
+
+def rpcbind(*, name: str = "rpcbind") -> Service:
+    """rpcbind on 111, in a private mount namespace whose /run is its own tmpfs (rpcbind keeps
+    its socket and lock under /run: labs running side by side must not share them)."""
+
+    def start(lab: Lab) -> list[Daemon]:
+        place = v4(lab)
+        directory = _private_dir(place, name)
+        script = f"mount -t tmpfs tmpfs /run && mkdir -p /run/rpcbind && exec {RPCBIND} -f -w"
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        return [_launch(place, name, argv, [111], directory)]
+
+    return Service(name, {111: "rpcbind (portmapper)"}, start)
 
 
 def daemon_named(lab: Lab, name: str) -> Daemon:

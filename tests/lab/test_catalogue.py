@@ -21,6 +21,7 @@ import pytest
 from tests.lab import Lab
 from tests.lab.scanning import LAB_SPEED, scan_json
 from tests.lab.support_catalogue import (
+    cockpit,
     cups,
     daemon_named,
     deluge_web,
@@ -32,6 +33,7 @@ from tests.lab.support_catalogue import (
     node_exporter,
     postgresql,
     qbittorrent,
+    rpcbind,
     rsyncd,
     syncthing,
     transmission,
@@ -56,10 +58,12 @@ OPEN = {
     8384: ("service.unauthenticated", "syncthing", "none"),
     8888: ("service.unauthenticated", "jupyter", "none"),
 }
-# databases: reachable at all is the finding, even asking for a password
+# databases and admin logins: reachable at all is the finding, even asking for a password
 EXPOSED = {
     5432: ("postgresql", "unknown"),
     3306: ("mysql", "required"),
+    111: ("portmapper", "unknown"),
+    9090: ("cockpit", "required"),  # the host's admin login
 }
 LOCKED = {
     874: ("rsync", "required"),
@@ -80,7 +84,7 @@ SYNCTHING_LOCKED = 8385
 CATCH_ALL = {8080: 200, 8081: 401, 8082: 200, 8083: 200}
 FTP_LOCKED = 2121
 IDENTIFIED_AS = {21: "ftp", 873: "rsync", 6010: "x11", 5432: "postgresql", 3306: "mysql",
-                 6011: "x11", 874: "rsync"}
+                 6011: "x11", 874: "rsync", 111: "rpcbind"}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +104,7 @@ def home() -> Iterator[Lab]:
         etcd(2379, auth=False), etcd(2479, auth=True),
         syncthing(8384, password=False), syncthing(8385, password=True),
         jupyter(8888, token=False), jupyter(8889, token=True),
+        cockpit(9090), rpcbind(),
         nginx_catch_all(8080, title="qBittorrent Web UI"),
         nginx_catch_all(8081, status=401),
         nginx_catch_all(8082, title="Jupyter Server", name="nginx-catchall-jupyter"),
@@ -143,14 +148,15 @@ def test_open_configuration_is_flagged(report: dict[str, Any], port: int) -> Non
 
 
 @pytest.mark.parametrize("port", sorted(EXPOSED))
-def test_reachable_database_is_exposed(report: dict[str, Any], port: int) -> None:
+def test_reachable_database_or_admin_login_is_exposed(report: dict[str, Any], port: int) -> None:
     key, auth = EXPOSED[port]
     findings = _findings(report, port)
     exposed = [finding for finding in findings if finding["id"] == "service.exposed"]
     assert len(exposed) == 1, findings
     assert exposed[0]["severity"] == "medium"
-    assert "brute-forced" in exposed[0]["remediation"]
+    assert "brute-forced" in exposed[0]["remediation"] or "DDoS" in exposed[0]["remediation"]
     assert not {f["id"] for f in findings} & {"service.unauthenticated"}
+    assert "should never face it" in exposed[0]["title"]
     details = _port(report, port)["details"]
     assert details["product"]["key"] == key and details["product"]["auth"] == auth
 
@@ -232,6 +238,7 @@ FAILED_LOGIN = {
     "jupyter-8889": (None, r"[Ff]ailed login|Invalid (password|token)"),
     "deluge-web-8112": ("log", r"[Ll]ogin failed|[Bb]ad password"),
     "rsyncd-874": ("log", r"auth failed"),
+    "cockpit-9090": (None, r"[Aa]uthentication failed|pam_unix|[Ll]ogin failed"),
 }
 
 

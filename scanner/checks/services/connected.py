@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scanner.checks.services import etcd, ftp, mysql, postgres, rsync, x11
+from scanner.checks.services import etcd, ftp, mysql, portmapper, postgres, rsync, x11
 from scanner.checks.services.model import ProbeOutcome
 from scanner.checks.services.transport import Endpoint
 from scanner.net import Connector, Dialer, Limits, ScanBudget
@@ -42,4 +42,5 @@ CONNECTOR_PROBES: dict[str, ConnectorProbe] = {
     "postgresql": postgres.probe,
     "mysql": mysql.probe,
     "etcd": etcd.probe,
+    "portmapper": portmapper.probe,
 }
