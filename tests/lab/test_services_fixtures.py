@@ -56,6 +56,11 @@ EXPECTED: dict[str, tuple[str | None, str | None, str | None]] = {
     "synology-dsm": ("service.exposed", "synology_dsm", "required"),
     "unifi-network": ("service.exposed", "unifi", "required"),
     "plex-claimed": ("service.auth_required", "plex", "required"),
+    "gitea-install": ("service.unauthenticated", "gitea", "none"),
+    "gitea-installed": ("service.auth_required", "gitea", "required"),
+    "minio": ("service.auth_required", "minio", "required"),
+    "vaultwarden": ("service.auth_required", "vaultwarden", "required"),
+    "uptime-kuma": ("service.auth_required", "uptime_kuma", "required"),
 }
 NAMES = sorted(EXPECTED)
 BASE_PORT = 20000

@@ -61,6 +61,11 @@ EXPECTED = {
     "synology-dsm": ("synology_dsm", "required"),
     "unifi-network": ("unifi", "required"),
     "plex-claimed": ("plex", "required"),
+    "gitea-install": ("gitea", "none"),
+    "gitea-installed": ("gitea", "required"),
+    "minio": ("minio", "required"),
+    "vaultwarden": ("vaultwarden", "required"),
+    "uptime-kuma": ("uptime_kuma", "required"),
 }
 EXPOSED = {"proxmox-ve", "webmin", "synology-dsm", "unifi-network"}
 # the title identification would have found (hints), per fixture
@@ -73,6 +78,8 @@ TITLES = {
     "pihole-v6-nopassword": "Pi-hole - pihole", "pihole-v6-password": "Pi-hole - pihole",
     "proxmox-ve": "pve - Proxmox Virtual Environment", "webmin": "Login to Webmin",
     "synology-dsm": "Synology DiskStation - nas",
+    "gitea-install": "Installation -  Gitea: Git with a cup of tea",
+    "gitea-installed": "Gitea: Git with a cup of tea", "uptime-kuma": "Uptime Kuma",
 }
 # the redirect identification followed (Location hints), per fixture
 REDIRECTS = {"kibana-open": "/spaces/enter", "kibana-secured": "/login?next=%2F"}
@@ -177,6 +184,8 @@ def test_fixture_through_the_engine(replays: dict[str, int], name: str) -> None:
         http["redirects"] = [{"status": 302, "location": REDIRECTS[name], "followed": True}]
     if name == "webmin":
         http["server"] = "MiniServ/2.105"
+    if name == "minio":
+        http["server"] = "MinIO"
     result = CHECK.run(_context(replays[name], http))
     expected = EXPECTED[name]
     if expected is None:
