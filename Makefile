@@ -34,8 +34,9 @@ LAB_CACHE := .lab-cache
 NODE_RED := $(LAB_CACHE)/npm/node_modules/.package-lock.json
 ESPHOME := $(LAB_CACHE)/esphome-venv/.installed
 JUPYTER := $(LAB_CACHE)/jupyter-venv/.installed
+OCTOPRINT := $(LAB_CACHE)/octoprint-venv/.installed
 
-lab-deps: $(NODE_RED) $(ESPHOME) $(JUPYTER)
+lab-deps: $(NODE_RED) $(ESPHOME) $(JUPYTER) $(OCTOPRINT)
 
 $(NODE_RED): tests/lab/npm/package.json tests/lab/npm/package-lock.json
 	mkdir -p $(LAB_CACHE)/npm
@@ -51,6 +52,11 @@ $(JUPYTER):
 	$(PYTHON) -m venv $(LAB_CACHE)/jupyter-venv
 	$(LAB_CACHE)/jupyter-venv/bin/pip install --quiet 'jupyter-server==2.21.1'
 	touch $(JUPYTER)
+
+$(OCTOPRINT):
+	$(PYTHON) -m venv $(LAB_CACHE)/octoprint-venv
+	$(LAB_CACHE)/octoprint-venv/bin/pip install --quiet 'octoprint==1.11.8'
+	touch $(OCTOPRINT)
 
 lab: deps lab-deps
 	$(BIN)/python -m pytest -q tests/lab

@@ -2,8 +2,8 @@
 
 Debian packages: vsftpd, rsync, xvfb, postgresql, mariadb-server, cups,
 prometheus-node-exporter, transmission-daemon, qbittorrent-nox, deluge-web, docker-registry,
-etcd-server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server (its own venv under
-.lab-cache, `make lab-deps`).
+etcd-server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server and OctoPrint (each in its
+own venv under .lab-cache, `make lab-deps`).
 
 Every daemon runs in the lab's home namespace with its files in a private directory; nothing
 under /etc is written. The torrent clients and Syncthing are configured with every kind of
@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 import bcrypt
 
 from .daemons import Daemon, Place, _launch, _private_dir
-from .nsutil import LabError, run_checked
+from .nsutil import LabError, run_checked, wait_for_tcp
 from .services import Service
 from .support_services import ROOT, v4
 
@@ -51,6 +52,9 @@ COCKPIT_WS = "/usr/lib/cockpit/cockpit-ws"
 RPCBIND = "/usr/sbin/rpcbind"
 JUPYTER_VENV = Path(os.environ.get("EXPOSURE_LAB_JUPYTER", ROOT / ".lab-cache" / "jupyter-venv"))
 JUPYTER = JUPYTER_VENV / "bin" / "jupyter-server"
+OCTOPRINT_VENV = Path(os.environ.get("EXPOSURE_LAB_OCTOPRINT",
+                                     ROOT / ".lab-cache" / "octoprint-venv"))
+OCTOPRINT = OCTOPRINT_VENV / "bin" / "octoprint"
 
 
 def _password() -> str:
@@ -557,6 +561,84 @@ def rpcbind(*, name: str = "rpcbind") -> Service:
         return [_launch(place, name, argv, [111], directory)]
 
     return Service(name, {111: "rpcbind (portmapper)"}, start)
+
+
+# --- OctoPrint (PyPI, in its own venv) ------------------------------------------------------
+
+# Everything that would talk to the internet or the LAN is off (the lab has no route anyway).
+OCTOPRINT_CONFIG = """server:
+  onlineCheck:
+    enabled: false
+  pluginBlacklist:
+    enabled: false
+plugins:
+  _disabled: [tracking, announcements, softwareupdate, pluginmanager, backup, firmware_check,
+              errortracking, discovery]
+"""
+# One admin whose password hash matches no password (nobody can log in: it only has to exist).
+OCTOPRINT_USERS = """_version: 2
+lab:
+  active: true
+  apikey: null
+  groups: [admins]
+  password: {hash}
+  permissions: []
+  roles: [user, admin]
+  settings: {{}}
+"""
+
+
+def octoprint_installed() -> bool:
+    return OCTOPRINT.is_file()
+
+
+def octoprints(open_port: int, locked_port: int, *, name: str = "octoprint") -> Service:
+    """Two OctoPrint 1.11 servers started side by side (each takes seconds to load its
+    plugins): a fresh one whose first-run wizard was never done (open), and one with an
+    admin account (locked). --iknowwhatimdoing: the lab runs its daemons as root."""
+
+    def start(lab: Lab) -> list[Daemon]:
+        if not octoprint_installed():
+            raise LabError(f"OctoPrint is not installed at {OCTOPRINT}: run make lab-deps")
+        place = v4(lab)
+        pending = []
+        for port, locked in ((open_port, False), (locked_port, True)):
+            directory = _private_dir(place, f"{name}-{port}")
+            basedir = directory / "basedir"
+            basedir.mkdir()
+            (basedir / "config.yaml").write_text(OCTOPRINT_CONFIG)
+            if locked:
+                users = OCTOPRINT_USERS.format(hash=secrets.token_hex(64))
+                (basedir / "users.yaml").write_text(users)
+            argv = [str(OCTOPRINT), "serve", "--iknowwhatimdoing", "--basedir", str(basedir),
+                    "--host", lab.HOME_V4, "--port", str(port)]
+            pending.append(start_in_background(lab, f"{name}-{port}", argv, port, directory))
+        for daemon in pending:
+            wait_until_ready(lab, daemon, 90.0)
+        return []
+
+    return Service(name, {open_port: "OctoPrint (first-run wizard not done)",
+                          locked_port: "OctoPrint (admin account)"}, start)
+
+
+def start_in_background(lab: Lab, name: str, argv: list[str], port: int,
+                        directory: Path) -> Daemon:
+    """Start a slow daemon without waiting for it (several then start side by side)."""
+    log_path = directory / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(["ip", "netns", "exec", lab.home_ns, *argv],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    daemon = Daemon(name, proc, lab.home_ns, ((lab.HOME_V4, port),), log_path, directory)
+    lab.track(daemon)
+    return daemon
+
+
+def wait_until_ready(lab: Lab, daemon: Daemon, timeout: float) -> None:
+    missing = wait_for_tcp(lab.home_ns, daemon.endpoints, timeout,
+                           alive=lambda: daemon.alive)
+    if missing is not None:
+        raise LabError(f"{daemon.name} did not start:\n{daemon.log_tail()}")
 
 
 def daemon_named(lab: Lab, name: str) -> Daemon:

@@ -31,6 +31,7 @@ from tests.lab.support_catalogue import (
     log_text,
     mariadb,
     node_exporter,
+    octoprints,
     postgresql,
     qbittorrent,
     rpcbind,
@@ -57,6 +58,7 @@ OPEN = {
     2379: ("service.unauthenticated", "etcd", "none"),
     8384: ("service.unauthenticated", "syncthing", "none"),
     8888: ("service.unauthenticated", "jupyter", "none"),
+    5080: ("service.unauthenticated", "octoprint", "none"),
 }
 # databases and admin logins: reachable at all is the finding, even asking for a password
 EXPOSED = {
@@ -74,6 +76,7 @@ LOCKED = {
     5001: ("docker_registry", "required"),
     2479: ("etcd", "required"),
     8889: ("jupyter", "required"),
+    5081: ("octoprint", "required"),
     8112: ("deluge_web", "required"),
     3307: ("mysql", "required"),  # refuses remote hosts before any login: not exposed
 }
@@ -104,7 +107,7 @@ def home() -> Iterator[Lab]:
         etcd(2379, auth=False), etcd(2479, auth=True),
         syncthing(8384, password=False), syncthing(8385, password=True),
         jupyter(8888, token=False), jupyter(8889, token=True),
-        cockpit(9090), rpcbind(),
+        cockpit(9090), rpcbind(), octoprints(5080, 5081),
         nginx_catch_all(8080, title="qBittorrent Web UI"),
         nginx_catch_all(8081, status=401),
         nginx_catch_all(8082, title="Jupyter Server", name="nginx-catchall-jupyter"),
@@ -239,6 +242,7 @@ FAILED_LOGIN = {
     "deluge-web-8112": ("log", r"[Ll]ogin failed|[Bb]ad password"),
     "rsyncd-874": ("log", r"auth failed"),
     "cockpit-9090": (None, r"[Aa]uthentication failed|pam_unix|[Ll]ogin failed"),
+    "octoprint-5081": (None, r"[Ll]ogin failed|[Ww]rong (user|password)|[Ff]ailed login"),
 }
 
 
