@@ -20,6 +20,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -613,12 +614,32 @@ def octoprints(open_port: int, locked_port: int, *, name: str = "octoprint") -> 
             argv = [str(OCTOPRINT), "serve", "--iknowwhatimdoing", "--basedir", str(basedir),
                     "--host", lab.HOME_V4, "--port", str(port)]
             pending.append(start_in_background(lab, f"{name}-{port}", argv, port, directory))
-        for daemon in pending:
+        for daemon, port in zip(pending, (open_port, locked_port), strict=True):
             wait_until_ready(lab, daemon, 90.0)
+            # a placeholder server ("OctoPrint is still starting") holds the port until the
+            # real one has loaded its plugins: ready is when the API answers
+            wait_for_octoprint_api(lab, daemon, port, 90.0)
+            # its first page view is rendered (3-4 s) and cached: an instance on the internet
+            # has been opened by its owner, so the lab admin opens it once too
+            lab.run_in_home(["curl", "-s", "-o", "/dev/null", "--max-time", "60",
+                             "-H", "Accept-Encoding: gzip", f"http://{lab.HOME_V4}:{port}/"],
+                            check=False, timeout=70)
         return []
 
     return Service(name, {open_port: "OctoPrint (first-run wizard not done)",
                           locked_port: "OctoPrint (admin account)"}, start)
+
+
+def wait_for_octoprint_api(lab: Lab, daemon: Daemon, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and daemon.alive:
+        done = lab.run_in_home(["curl", "-s", "--max-time", "5",
+                                f"http://{lab.HOME_V4}:{port}/api/currentuser"],
+                               capture_output=True, text=True, check=False, timeout=10)
+        if '"groups"' in done.stdout:
+            return
+        time.sleep(0.3)
+    raise LabError(f"{daemon.name}: the API never answered:\n{daemon.log_tail()}")
 
 
 def start_in_background(lab: Lab, name: str, argv: list[str], port: int,
