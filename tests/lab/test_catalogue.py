@@ -311,3 +311,14 @@ def test_etcd_kept_its_key_and_was_only_read(home: Lab, report: dict[str, Any]) 
          '{"key":"Y29uZmln"}'], capture_output=True, text=True, check=True, timeout=10)
     assert '"value":"c2VjcmV0"' in done.stdout
     assert '"revision":"2"' in done.stdout  # one put by the lab, nothing written since
+
+
+def test_plain_http_logins_are_flagged(report: dict[str, Any]) -> None:
+    flagged = {port for port in {entry["port"] for entry in report["targets"][0]["ports"]}
+               if "http.plain_login" in {f["id"] for f in _findings(report, port)}}
+    # Jupyter's token form and the Basic challenges of the node exporter and the catch-all
+    assert {8889, 9101, 8081} <= flagged, flagged
+    # no login there: open products, a catch-all page, TLS (Syncthing), non-HTTP services
+    assert not flagged & {8888, 8080, 8082, 631, 2379, SYNCTHING_LOCKED, 21, 5432}, flagged
+    evidence = next(f["evidence"] for f in _findings(report, 8889) if f["id"] == "http.plain_login")
+    assert "password field" in evidence

@@ -138,3 +138,16 @@ def test_any_document_loads_or_is_one_catalogue_error(document: dict[str, Any]) 
         parse_product(document, "fuzz.toml")
     except CatalogueError as error:
         assert str(error).startswith("fuzz.toml")
+
+
+def test_checks_list_shows_every_product_and_finding(capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner.cli import main
+
+    assert main(["checks", "--list"]) == 0
+    out = capsys.readouterr().out
+    for finding in ("service.unauthenticated", "service.exposed", "http.plain_login",
+                    "mqtt.anonymous", "smb.exposed"):
+        assert finding in out
+    assert f"Products of the services check ({len(CATALOGUE.all())}," in out
+    for product in CATALOGUE.all():
+        assert product.name[:30] in out, product.name
