@@ -60,7 +60,7 @@ print(time.monotonic() - started, done)
 GRADE_WITH_CAP = """
 import json, sys
 import scanner.checks.tls.scan as scan
-scan.HOST_CONNECTIONS = int(sys.argv[1])
+scan.ENDPOINT_JOBS = int(sys.argv[1])
 from tests.lab.support_tls import grade_many
 print(json.dumps(grade_many(sys.argv[2], [int(p) for p in sys.argv[3].split(",")],
                             sys.argv[4], sys.argv[5]), default=str))

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from scanner.findings import Finding, FindingSpec, Severity
 from scanner.identification.model import ServiceIdentity
+from scanner.net import Connector, Dialer, Endpoint, Limits, ScanBudget
 from scanner.targets import Target
 
 # Re-exported so a check module needs only this one import for the framework's types.
@@ -31,9 +32,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CheckOptions:
-    timeout: float = 5.0  # seconds for one network exchange of a check
     active: bool = False  # --active: confirmations one step further (never tokens, never writes)
     ca_file: Path | None = None  # --ca-file: extra trust anchors for TLS checks
+    # --ssh-auth-probe: ask OpenSSH (and servers other than Dropbear) their login methods,
+    # a request their logs may count as a failed login (scanner/checks/ssh/servers.py)
+    ssh_auth_probe: bool = False
+    ssh_host_keys: bool = False  # --ssh-host-keys: one more SSH connection per host key
 
 
 @dataclass(frozen=True)
@@ -44,15 +48,43 @@ class CheckContext:
     port: int
     identity: ServiceIdentity
     options: CheckOptions
+    # The only way a check reaches the port: connections under the scan's budget and the
+    # port's deadline, to this endpoint (TLS as identified, SNI and Host as the user typed).
+    connector: Connector
     # details other checks produced for this port first (see Check.after)
     earlier: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def host_header(self) -> str:
-        name = self.target.hostname or str(self.target.address)
-        if self.target.hostname is None and self.target.address.version == 6:
-            name = f"[{name}]"
-        return name if self.port in (80, 443) else f"{name}:{self.port}"
+        return self.connector.endpoint.host
+
+    @property
+    def dialer(self) -> Dialer:
+        return self.connector.dialer
+
+
+def host_header(target: Target, port: int) -> str:
+    """The Host header a browser would send for what the user typed."""
+    name = target.hostname or str(target.address)
+    if target.hostname is None and target.address.version == 6:
+        name = f"[{name}]"
+    return name if port in (80, 443) else f"{name}:{port}"
+
+
+def port_endpoint(target: Target, port: int, identity: ServiceIdentity) -> Endpoint:
+    """Where the checks of a port connect: TLS as identification found it."""
+    return Endpoint(str(target.address), port, identity.tls, target.hostname,
+                    host_header(target, port))
+
+
+def standalone_context(
+    target: Target, port: int, identity: ServiceIdentity, options: CheckOptions | None = None,
+    timeout: float = 3.0,
+) -> CheckContext:
+    """A context for running a check on its own (outside a scan): a budget of its own."""
+    budget = ScanBudget(Limits(timeout=timeout))
+    connector = Connector(Dialer.for_port(budget), port_endpoint(target, port, identity))
+    return CheckContext(target, port, identity, options or CheckOptions(), connector)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Runs the applicable checks on every open port of a target, ports concurrently."""
+"""Runs the applicable checks on an open port (the scan calls check_port for each port as it
+is identified); run_checks does all ports of a target at once, for use on its own."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.checks.base import Check, CheckContext, CheckOptions
+from scanner.checks.base import Check, CheckContext, CheckOptions, port_endpoint
 from scanner.checks.registry import all_checks
 from scanner.findings import Finding
 from scanner.identification.model import ServiceIdentity
+from scanner.net import Connector, Dialer, Limits, ScanBudget
 from scanner.targets import Target
 
 log = logging.getLogger(__name__)
@@ -35,14 +37,33 @@ def run_checks(
     identities: Mapping[int, ServiceIdentity],
     options: CheckOptions,
     checks: Sequence[Check] | None = None,
+    budget: ScanBudget | None = None,
 ) -> dict[int, PortChecks]:
-    chosen = list(checks if checks is not None else all_checks())
+    """Every port of `target`, a few at once, under `budget` (default: a budget of its own)."""
+    budget = budget or ScanBudget(Limits())
     ports = sorted(identities)
+
+    def one(port: int) -> PortChecks:
+        return check_port(target, port, identities[port], options, Dialer.for_port(budget),
+                          checks)
+
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PORTS_IN_PARALLEL, len(ports)))) as pool:
-        results = pool.map(
-            lambda port: _check_port(target, port, identities[port], options, chosen), ports
-        )
-        return dict(zip(ports, results, strict=True))
+        return dict(zip(ports, pool.map(one, ports), strict=True))
+
+
+def check_port(
+    target: Target,
+    port: int,
+    identity: ServiceIdentity,
+    options: CheckOptions,
+    dialer: Dialer,
+    checks: Sequence[Check] | None = None,
+) -> PortChecks:
+    """The checks of one port, in dependency order, each seeing the details of those before;
+    every connection through `dialer` (the scan's budget, the port's deadline)."""
+    connector = Connector(dialer, port_endpoint(target, port, identity))
+    return _check_port(target, port, identity, options, connector,
+                       list(checks if checks is not None else all_checks()))
 
 
 def merge_details(into: dict[str, Any], new: Mapping[str, Any]) -> None:
@@ -63,14 +84,18 @@ def _check_port(
     port: int,
     identity: ServiceIdentity,
     options: CheckOptions,
+    connector: Connector,
     checks: Sequence[Check],
 ) -> PortChecks:
-    """Checks of one port run in dependency order, each seeing the details of those before."""
     outcome = PortChecks()
     for check in checks:
-        context = CheckContext(target, port, identity, options, earlier=dict(outcome.details))
+        context = CheckContext(target, port, identity, options, connector,
+                               earlier=dict(outcome.details))
         try:
             if not check.applies(context):
+                continue
+            if connector.dialer.seconds_left <= 0:
+                outcome.notes.append(f"{check.name} check not run: the port's deadline passed")
                 continue
             result = check.run(context)
         except Exception as error:  # a check's bug or a hostile server must not end the scan

@@ -81,6 +81,28 @@ def scan_command(
     ca_file: Annotated[
         Path | None, typer.Option(help="PEM file of extra trusted CAs (private CA, the lab).")
     ] = None,
+    ssh_auth_probe: Annotated[
+        bool,
+        typer.Option(
+            help=(
+                "Also ask OpenSSH and other SSH servers (Dropbear is always asked, as root) "
+                "whether they accept passwords or no authentication: one 'none' login request, "
+                "as user nobody on OpenSSH. OpenSSH logs it as a refused login, which "
+                "fail2ban's sshd filter counts, when nobody may not log in there (AllowUsers, "
+                "AllowGroups, DenyUsers, DenyGroups, an account locked without PAM)."
+            )
+        ),
+    ] = False,
+    ssh_host_keys: Annotated[
+        bool,
+        typer.Option(
+            help=(
+                "Fetch every SSH host key's fingerprint: OpenSSH shows one per connection, "
+                "so one more connection per key, each counted as a failure by fail2ban's sshd "
+                "filter in ddos and aggressive mode (which counts every SSH connection)."
+            )
+        ),
+    ] = False,
     identify: Annotated[
         bool, typer.Option(help="Identify services and run checks (off: port states only).")
     ] = True,
@@ -123,7 +145,12 @@ def scan_command(
         discovery=DiscoveryOptions(rate=rate, timeout=timeout, retries=retries),
         allow_large_range=allow_large_range,
         identify=identify,
-        checks=CheckOptions(active=active, ca_file=ca_file),
+        checks=CheckOptions(
+            active=active,
+            ca_file=ca_file,
+            ssh_auth_probe=ssh_auth_probe,
+            ssh_host_keys=ssh_host_keys,
+        ),
         internetdb_url=internetdb_url if internetdb else None,
         udp=udp,
         udp_dns_name=resolver_test_name,
@@ -185,10 +212,13 @@ def _run_with_progress(targets: list[str], options: ScanOptions) -> ScanReport:
     with Progress(*columns, console=stderr, transient=True) as bar:
         tasks: dict[str, int] = {}
 
-        def show(target: Target, phase: str, done: int, total: int) -> None:
-            key = f"{target.address} {phase}"
+        def show(target: Target | None, phase: str, done: int, total: int) -> None:
+            where = "all addresses" if target is None else str(target.address)
+            if phase == "open":  # a count, not a stage of its own
+                phase, done, total = "open ports found", done, done
+            key = f"{where} {phase}"
             if key not in tasks:
-                tasks[key] = bar.add_task(f"{target.address}: {phase}", total=total)
+                tasks[key] = bar.add_task(f"{where}: {phase}", total=total)
             bar.update(tasks[key], completed=done, total=total)
 
         return scan(targets, options, progress=show)

@@ -4,9 +4,10 @@
     found = identify_services(address, [22, 443, 2222], IdentifyOptions(sni="home.example"))
     found[2222].service, found[2222].product, found[2222].version  # "ssh", "OpenSSH", "9.2p1"
 
-Synchronous API; inside, one asyncio task per port, with at most
-`options.max_connections_per_host` connections to the address at any moment. Ports our own
-probes cannot name go to nmap -sV (when installed and `options.nmap_fallback`).
+Synchronous API for identification on its own; inside, one asyncio task per port, all under
+one network budget (`options.max_connections_per_host` connections to the address at once).
+Ports our own probes cannot name go to nmap -sV (when installed and `options.nmap_fallback`).
+A scan (scanner.api) drives PortProbe itself, port by port as discovery finds them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 from scanner.identification.engine import PortResult, identify_all, with_shodan_view
 from scanner.identification.model import IdentifyOptions, ServiceIdentity
 from scanner.identification.nmap_fallback import NmapService, nmap_identify
+from scanner.net import ScanBudget
 from scanner.targets import IPAddress
 
 __all__ = [
@@ -42,10 +44,11 @@ def identify_services(
 
 
 def identify_ports(
-    address: IPAddress, ports: Sequence[int], options: IdentifyOptions
+    address: IPAddress, ports: Sequence[int], options: IdentifyOptions,
+    budget: ScanBudget | None = None,
 ) -> dict[int, PortResult]:
     """Like identify_services, with what each port cost (bytes, connections, seconds)."""
-    results = _run(identify_all(address, ports, options))
+    results = _run(identify_all(address, ports, options, budget))
     if options.nmap_fallback:
         unknown = [port for port, result in results.items() if result.identity.service is None]
         for port, service in nmap_identify(address, unknown, options).items():

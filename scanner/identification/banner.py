@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.identification.connection import Channel, read_until_idle
 from scanner.identification.products import (
     GREETING_RULES,
     MAX_FIELD_CHARS,
@@ -20,6 +19,9 @@ from scanner.identification.products import (
     greeting_service,
     match_product,
 )
+from scanner.net import Channel
+from scanner.net.codecs.ssh import SshIdentification, find_identification
+from scanner.net.stream import read_until_idle
 from scanner.report.sanitize import safe_text
 
 GREETING_CAP = 4096  # an SSH line is at most 255 bytes; multi-line FTP welcomes are longer
@@ -43,16 +45,6 @@ class GreetingIdentity:
     version: str | None = None
     shodan_product: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SshIdentification:
-    """The SSH identification string: SSH-protoversion-softwareversion SP comments."""
-
-    line: str
-    protocol: str
-    software: str
-    comment: str | None
 
 
 async def read_greeting(channel: Channel, wait_until: float) -> Greeting:
@@ -80,9 +72,6 @@ def deadline_after(seconds: float) -> float:
 
 # --- parsing (pure) ---------------------------------------------------------------------
 
-_SSH_LINE = re.compile(
-    r"^SSH-(?P<protocol>[0-9.]{1,10})-(?P<software>[^\s-][^\s]{0,200})(?: (?P<comment>.{0,200}))?"
-)
 _STATUS_LINE = re.compile(r"^(?P<code>220|421|554)[ -]")
 _SMTP_WORDS = re.compile(r"\bE?SMTP\b|\bmail\b|Postfix|Exim|Sendmail", re.IGNORECASE)
 _FTP_WORDS = re.compile(r"FTP|FileZilla", re.IGNORECASE)
@@ -116,16 +105,7 @@ def classify_reply_to_http(data: bytes) -> GreetingIdentity | None:
 
 def parse_ssh_identification(text: str) -> SshIdentification | None:
     """The SSH- line, which RFC 4253 lets other lines precede; None if there is none."""
-    for line in text.split("\n")[:20]:
-        found = _SSH_LINE.match(line)
-        if found:
-            return SshIdentification(
-                line=line,
-                protocol=found.group("protocol"),
-                software=found.group("software"),
-                comment=found.group("comment") or None,
-            )
-    return None
+    return find_identification(text)
 
 
 def normalise_text(data: bytes) -> str:

@@ -8,16 +8,19 @@ What runs on a port is decided by how it behaves, never by its number:
 3. not TLS: an HTTP GET on a fresh connection;
 4. not HTTP either: the MQTT probe (a CONNECT the broker must refuse before auth).
 
-All of it shares the port's budget (IdentifyOptions.timeout seconds, PORT_BYTE_CAP bytes),
-so a tarpit costs at most the timeout however many steps it makes us try.
+All of it runs on connections from the network layer, under the scan's budget: each read waits
+at most one read timeout (`--timeout`), everything ends at the deadline the caller's Dialer
+carries, and the port's connections share PORT_BYTE_CAP bytes. A tarpit costs its deadline,
+however many steps it makes us try.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scanner.identification import http
@@ -32,20 +35,28 @@ from scanner.identification.banner import (
     read_greeting,
 )
 from scanner.identification.connection import (
+    PORT_BYTE_CAP,
     PROBE_ERRORS,
-    Channel,
-    Connector,
-    PortBudget,
-    ProbeFailed,
-    Traffic,
     seconds_left,
     share_of_remaining,
 )
-from scanner.net.http_parse import Origin, head_text
 from scanner.identification.model import IdentifyOptions, ServiceIdentity
 from scanner.identification.mqtt import Connack, probe_mqtt
 from scanner.identification.shodan_view import ShodanEvidence, shodan_view
 from scanner.identification.tls import TlsOutcome, session_summary, start_tls
+from scanner.net import (
+    Allowance,
+    AsyncStream,
+    Channel,
+    Dialer,
+    Endpoint,
+    Limits,
+    ProbeFailed,
+    ScanBudget,
+    Traffic,
+)
+from scanner.net.http import HttpResponse, NotHttp
+from scanner.net.http_parse import Origin, head_text
 from scanner.report.sanitize import safe_text
 from scanner.targets import IPAddress
 
@@ -58,6 +69,7 @@ class PortResult:
     identity: ServiceIdentity
     evidence: ShodanEvidence  # kept so a later merge (nmap) can rebuild the Shodan view
     traffic: Traffic
+    seconds: float = 0.0  # wall time identification spent on the port
 
 
 @dataclass
@@ -174,17 +186,21 @@ class _FirstContact:
 
 
 class PortProbe:
+    """Identifies one port; every connection comes from `dialer` (its deadline bounds us)."""
+
     def __init__(
-        self, connector: Connector, address: IPAddress, port: int, options: IdentifyOptions
+        self, dialer: Dialer, address: IPAddress, port: int, options: IdentifyOptions
     ) -> None:
-        self._connector = connector
+        self._allowance = dialer.allowance or Allowance(PORT_BYTE_CAP)
+        self._dialer = replace(dialer, allowance=self._allowance)
+        self._endpoint = Endpoint(str(address), port)
         self._port = port
         self._options = options
-        self._budget = PortBudget(options.timeout)
         self._host = options.sni or (f"[{address}]" if address.version == 6 else str(address))
         self._learnt = _Learnt()
 
     async def run(self) -> PortResult:
+        started = time.monotonic()
         try:
             await self._identify()
         except PROBE_ERRORS:
@@ -195,14 +211,15 @@ class PortProbe:
             )
         self._explain_silence()
         evidence = self._learnt.evidence(self._port)
-        return PortResult(self._learnt.identity(evidence), evidence, self._budget.traffic)
+        return PortResult(self._learnt.identity(evidence), evidence, self._allowance.traffic,
+                          time.monotonic() - started)
 
     def _explain_silence(self) -> None:
         """Tell the user why a port has no name, when nothing else does."""
         learnt = self._learnt
         if learnt.service or learnt.tls or learnt.banner or "probe" in learnt.details:
             return
-        if self._budget.traffic.connections == 0:
+        if self._allowance.traffic.connections == 0:
             learnt.note("could not connect during identification")
         else:
             learnt.note(
@@ -225,8 +242,8 @@ class PortProbe:
             await self._client_first(contact.reply)
 
     async def _first_contact(self) -> _FirstContact:
-        async with self._connector.open(self._port, self._budget) as raw:
-            wait = greeting_wait(raw.rtt, seconds_left(raw.deadline))
+        async with self._open() as raw:
+            wait = min(greeting_wait(raw.rtt, seconds_left(raw.deadline)), raw.read_timeout)
             greeting = await read_greeting(raw, deadline_after(wait))
             if greeting.data or greeting.closed:
                 return _FirstContact(greeting=greeting.data, closed_silently=greeting.closed)
@@ -243,7 +260,7 @@ class PortProbe:
                 return _FirstContact(tls=outcome, reply=outcome.reply)
             self._learnt.apply_tls(session_summary(outcome.channel))
             first_byte = share_of_remaining(outcome.channel, 0.7, floor=0.0, ceiling=60.0)
-            inside: http.HttpResponse | http.NotHttp | None = None
+            inside: HttpResponse | NotHttp | None = None
             with contextlib.suppress(*PROBE_ERRORS):
                 inside = await http.exchange(
                     outcome.channel, self._origin("https"), "/", first_byte
@@ -251,13 +268,13 @@ class PortProbe:
             return _FirstContact(tls=outcome, inside=inside)
 
     async def _inside_tls(
-        self, outcome: TlsOutcome, inside: http.HttpResponse | http.NotHttp | None
+        self, outcome: TlsOutcome, inside: HttpResponse | NotHttp | None
     ) -> None:
         self._learnt.tls = True
         if outcome.channel is None:
             self._learnt.details["tls"] = {"handshake_error": outcome.error}
             return
-        if isinstance(inside, http.HttpResponse):
+        if isinstance(inside, HttpResponse):
             origin = self._origin("https")
             self._learnt.apply_http(await http.survey(inside, self._tls_channel, origin), "https")
             return
@@ -272,14 +289,14 @@ class PortProbe:
                 self._learnt.apply_greeting(late, reply_to_client_hello)
                 return
         origin = self._origin("http")
-        answer: http.HttpResponse | http.NotHttp | None = None
+        answer: HttpResponse | NotHttp | None = None
         try:
             async with self._plain_channel() as channel:
                 first_byte = share_of_remaining(channel, 0.75, floor=0.0, ceiling=60.0)
                 answer = await http.exchange(channel, origin, "/", first_byte)
         except PROBE_ERRORS:
             answer = None
-        if isinstance(answer, http.HttpResponse):
+        if isinstance(answer, HttpResponse):
             self._learnt.apply_http(await http.survey(answer, self._plain_channel, origin), "http")
             return
         if answer is not None and answer.data and self._recognised(answer.data):
@@ -307,26 +324,46 @@ class PortProbe:
         if connack is not None:
             self._learnt.apply_mqtt(connack)
 
+    def _open(self) -> contextlib.AbstractAsyncContextManager[AsyncStream]:
+        return self._dialer.open_async(self._endpoint)
+
     @contextlib.asynccontextmanager
     async def _plain_channel(self) -> AsyncIterator[Channel]:
-        async with self._connector.open(self._port, self._budget) as raw:
+        async with self._open() as raw:
             yield raw
 
     @contextlib.asynccontextmanager
     async def _tls_channel(self) -> AsyncIterator[Channel]:
-        async with self._connector.open(self._port, self._budget) as raw:
+        async with self._open() as raw:
             outcome = await start_tls(raw, self._options.sni, raw.deadline)
             if outcome.channel is None:
                 raise ProbeFailed(f"TLS handshake failed: {outcome.error}")
             yield outcome.channel
 
 
+def standalone_budget(options: IdentifyOptions) -> ScanBudget:
+    """For identification on its own (no scan around it): a budget from its options."""
+    return ScanBudget(Limits(timeout=options.timeout,
+                             host_connections=options.max_connections_per_host))
+
+
 async def identify_all(
-    address: IPAddress, ports: Sequence[int], options: IdentifyOptions
+    address: IPAddress,
+    ports: Sequence[int],
+    options: IdentifyOptions,
+    budget: ScanBudget | None = None,
 ) -> dict[int, PortResult]:
-    """Probe every port concurrently, at most options.max_connections_per_host at once."""
-    connector = Connector(address, options.max_connections_per_host)
+    """Probe the ports concurrently under `budget` (default: one built from `options`), as
+    many at once as the host may have connections; each port gets `options.timeout` seconds
+    from when its turn comes (waiting for a turn is not charged to it)."""
+    budget = budget or standalone_budget(options)
     unique = list(dict.fromkeys(ports))
-    probes = [PortProbe(connector, address, port, options).run() for port in unique]
-    results = await asyncio.gather(*probes)
+    turns = asyncio.Semaphore(budget.limits.host_connections)
+
+    async def one(port: int) -> PortResult:
+        async with turns:
+            dialer = Dialer.for_port(budget).within(options.timeout)
+            return await PortProbe(dialer, address, port, options).run()
+
+    results = await asyncio.gather(*(one(port) for port in unique))
     return dict(zip(unique, results, strict=True))

@@ -15,62 +15,31 @@ from typing import Any
 
 import mmh3
 
-from scanner import __version__
-from scanner.identification.connection import (
-    PROBE_ERRORS,
-    RECV_CHUNK,
-    ByteCapReached,
-    Channel,
-    ProbeTimeout,
-)
-from scanner.net.http_parse import (
-    BODY_CAP,
-    HEAD_CAP,
-    REDIRECT_STATUSES,
-    ChunkedDecoder,
-    HttpHead,
-    Origin,
-    body_expected,
-    content_length,
-    data_uri_bytes,
-    decode_content,
-    extract_icon_links,
-    extract_title,
-    find_head_end,
-    header_summary,
-    html_text,
-    is_chunked,
-    looks_like_http,
-    missing_security_headers,
-    parse_head,
-    resolve_same_origin,
-)
+from scanner.identification.connection import PROBE_ERRORS
 from scanner.identification.products import (
     HTTP_SERVER_RULES,
     HTTP_TITLE_RULES,
     ProductMatch,
     match_product,
 )
+from scanner.net import Channel
+from scanner.net.http import HttpResponse, NotHttp, Request, exchange_async
+from scanner.net.http_parse import (
+    REDIRECT_STATUSES,
+    Origin,
+    data_uri_bytes,
+    extract_icon_links,
+    extract_title,
+    header_summary,
+    html_text,
+    missing_security_headers,
+    resolve_same_origin,
+)
 from scanner.report.sanitize import safe_text
 
-USER_AGENT = f"exposure/{__version__} (external exposure scanner)"
 MAX_REDIRECTS = 3
-NOT_HTTP_KEEP = 4096  # what we keep of a non-HTTP answer, to classify it
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"
 ChannelOpener = Callable[[], AbstractAsyncContextManager[Channel]]
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    path: str  # the request target that produced it
-    head: HttpHead
-    raw_head: bytes
-    body: bytes  # content-decoded and capped
-    body_complete: bool
-
-
-@dataclass(frozen=True)
-class NotHttp:
-    data: bytes  # what came back instead; empty when the server closed or stayed silent
 
 
 @dataclass(frozen=True)
@@ -96,92 +65,25 @@ class HttpSurvey:
     favicon: Favicon | None
 
 
-def build_request(origin: Origin, path: str, method: str = "GET") -> bytes:
-    lines = [
-        f"{method} {path} HTTP/1.1",
-        f"Host: {origin.host_header}",
-        f"User-Agent: {USER_AGENT}",
-        "Accept: text/html,application/xhtml+xml,*/*;q=0.8",
-        "Accept-Encoding: gzip",
-        "Connection: close",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii", "replace")
+def page_request(path: str) -> Request:
+    """What a browser's first visit sends (minus cookies): GET, HTML preferred, gzip."""
+    return Request("GET", path, accept=BROWSER_ACCEPT)
 
 
 async def exchange(
-    channel: Channel, origin: Origin, path: str, first_byte_deadline: float
+    channel: Channel, origin: Origin, path: str, first_byte_deadline: float | None = None
 ) -> HttpResponse | NotHttp:
-    """One request on an open channel. The answer must start by `first_byte_deadline`."""
-    await channel.send(build_request(origin, path))
-    return await read_response(channel, path, first_byte_deadline)
-
-
-async def read_response(
-    channel: Channel, path: str, first_byte_deadline: float
-) -> HttpResponse | NotHttp:
-    buffer = bytearray()
-    deadline = first_byte_deadline
-    head_end: int | None = None
-    while head_end is None and len(buffer) <= HEAD_CAP:
-        try:
-            chunk = await channel.recv(RECV_CHUNK, deadline)
-        except (ProbeTimeout, ByteCapReached):
-            break
-        if not chunk:
-            break
-        buffer += chunk
-        if not looks_like_http(bytes(buffer[:5])):
-            return NotHttp(bytes(buffer[:NOT_HTTP_KEEP]))
-        deadline = channel.deadline  # it answers: the head may take the connection's time
-        head_end = find_head_end(buffer, len(buffer) - len(chunk) - 3)  # new bytes only
-    if not buffer or not buffer.startswith(b"HTTP/"):
-        return NotHttp(bytes(buffer[:NOT_HTTP_KEEP]))
-    head = parse_head(bytes(buffer[: head_end or HEAD_CAP]))
-    if head is None:
-        return NotHttp(bytes(buffer[:NOT_HTTP_KEEP]))
-    if head_end is None:  # endless or cut-off headers: keep what parsed, skip the body
-        return HttpResponse(path, head, bytes(buffer[:HEAD_CAP]), b"", False)
-    raw_body, complete = await _read_body(channel, head, bytes(buffer[head_end:]))
-    body, decoded_complete = decode_content(raw_body, head.get("content-encoding"))
-    return HttpResponse(path, head, bytes(buffer[:head_end]), body, complete and decoded_complete)
-
-
-async def _read_body(channel: Channel, head: HttpHead, initial: bytes) -> tuple[bytes, bool]:
-    """The body per its framing, at most BODY_CAP raw bytes: (bytes, complete)."""
-    if not body_expected(head, "GET"):
-        return b"", True
-    length = content_length(head)
-    chunks = ChunkedDecoder() if is_chunked(head) else None
-    buffer = bytearray()
-    chunk = initial
-    ended = False
-    while True:
-        buffer += chunk
-        if chunks is not None:
-            chunks.feed(chunk)
-            if chunks.done:
-                return bytes(chunks.body), True
-        elif length is not None and len(buffer) >= length:
-            return bytes(buffer[:length]), True
-        if ended or len(buffer) >= BODY_CAP:
-            break
-        try:
-            chunk = await channel.recv(min(RECV_CHUNK, BODY_CAP - len(buffer)), channel.deadline)
-        except (ProbeTimeout, ByteCapReached):
-            break
-        ended = not chunk
-    if chunks is not None:
-        return bytes(chunks.body), False
-    if length is not None:
-        return bytes(buffer[:length]), len(buffer) >= length
-    return bytes(buffer[:BODY_CAP]), ended  # no framing: complete only at end of stream
+    """One GET on an open channel. The answer must start by `first_byte_deadline` (default:
+    one read timeout)."""
+    return await exchange_async(channel, origin.host_header, page_request(path),
+                                first_byte_deadline)
 
 
 async def fetch(open_channel: ChannelOpener, origin: Origin, path: str) -> HttpResponse | None:
     """GET on a fresh connection; None when it fails or is not HTTP."""
     try:
         async with open_channel() as channel:
-            answer = await exchange(channel, origin, path, channel.deadline)
+            answer = await exchange(channel, origin, path)
     except PROBE_ERRORS:
         return None
     return answer if isinstance(answer, HttpResponse) else None

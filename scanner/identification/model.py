@@ -8,8 +8,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class IdentifyOptions:
-    timeout: float = 3.0  # seconds for one probe (connect + read); every read is also bounded
-    max_connections_per_host: int = 8  # politeness: probes in flight against one address
+    # Identification on its own (identify_services): seconds for one port, and the read
+    # timeout. In a scan, the scan's budget sets both (`--timeout`, the port's deadline).
+    timeout: float = 3.0
+    max_connections_per_host: int = 8  # on its own: probes in flight against one address
     nmap_fallback: bool = True  # nmap -sV for ports our own probes cannot name
     sni: str | None = None  # the hostname the user typed; None when they typed an IP
 

@@ -51,7 +51,7 @@ __all__ = [
     "SharedSlots",
     "SocketAdapter",
     "Stream",
-    "Traffic",
     "TlsPurpose",
+    "Traffic",
     "tls_context",
 ]

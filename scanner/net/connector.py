@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
+from scanner.net.errors import NetError
 from scanner.net.http import Headers, HttpReply, Request, fetch, get
 from scanner.net.http_parse import BODY_CAP, DECODED_CAP, HEAD_CAP
 from scanner.net.stream import DEFAULT_CAP, Dialer, Endpoint, Stream
@@ -32,6 +34,18 @@ class Connector:
         self, *, cap: int = DEFAULT_CAP, purpose: TlsPurpose = TlsPurpose.CHECK,
     ) -> AbstractContextManager[Stream]:
         return self.dialer.open(self.endpoint, cap=cap, purpose=purpose)
+
+    def ask(self, command: bytes, complete: Callable[[bytes], bool], cap: int) -> bytes | None:
+        """One command over plain TCP and its bounded reply; None for a TLS endpoint or when
+        nothing usable came back. For the line protocols (Redis, memcached)."""
+        if self.endpoint.tls:
+            return None
+        try:
+            with self.open(cap=cap) as stream:
+                stream.send(command)
+                return stream.recv_until(complete, cap)
+        except NetError:
+            return None
 
     def request(
         self, request: Request, *, head_cap: int = HEAD_CAP, body_cap: int = BODY_CAP,

@@ -126,14 +126,18 @@ class Dialer:
         tls: bool | None = None,
         purpose: TlsPurpose = TlsPurpose.CHECK,
         lifetime: float | None = None,
+        bulk: bool = False,
     ) -> Iterator[Stream]:
-        """A connected Stream (TLS when `tls`, default endpoint.tls), closed on exit."""
+        """A connected Stream (TLS when `tls`, default endpoint.tls), closed on exit.
+
+        `bulk`: one of many connections of one job (TLS grading), held to half the host's
+        slots (ScanBudget.bulk_slots)."""
         deadline = self.deadline if lifetime is None else min(
             self.deadline, time.monotonic() + lifetime
         )
         seconds_until(deadline)  # no time left: no connection, no token spent
         use_tls = endpoint.tls if tls is None else tls
-        with self.budget.connection(endpoint.address):
+        with self.budget.connection(endpoint.address, bulk=bulk):
             sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
             try:
                 started = time.monotonic()
@@ -155,15 +159,16 @@ class Dialer:
         expired: type[Exception] = TimeoutError,
         cap: int = DEFAULT_CAP,
         lifetime: float | None = None,
+        bulk: bool = False,
     ) -> SocketAdapter:
         """A plain connection lent as a socket to a library that drives it (sslyze, paramiko).
 
         It holds its slots until the library closes it (closing twice is harmless)."""
         stack = contextlib.ExitStack()
         stream = stack.enter_context(
-            self.open(endpoint, cap=cap, tls=False, lifetime=lifetime)
+            self.open(endpoint, cap=cap, tls=False, lifetime=lifetime, bulk=bulk)
         )
-        return SocketAdapter(stream, expired, on_close=stack.close)
+        return SocketAdapter(stream, expired, on_close=stack.close, ceiling=self.deadline)
 
     # --- asyncio ----------------------------------------------------------------------------
 
@@ -371,11 +376,11 @@ class AsyncStream(_Bounds):
 
     async def send(self, data: bytes) -> None:
         loop = asyncio.get_running_loop()
+        # The wait is computed before the coroutine exists: if the deadline has passed,
+        # seconds_until raises and no coroutine is left un-awaited (a RuntimeWarning on stderr).
+        wait = min(self.read_timeout, seconds_until(self.deadline))
         try:
-            await asyncio.wait_for(
-                loop.sock_sendall(self._sock, data),
-                min(self.read_timeout, seconds_until(self.deadline)),
-            )
+            await asyncio.wait_for(loop.sock_sendall(self._sock, data), wait)
         except TimeoutError:
             raise NetTimeout("send timed out") from None
         self.charge_sent(len(data))
@@ -384,16 +389,38 @@ class AsyncStream(_Bounds):
         """As Stream.recv, for coroutines."""
         limit = self.read_limit(limit)
         loop = asyncio.get_running_loop()
+        wait = self.wait_for_read(until)  # before the coroutine exists (see send)
         try:
-            data = await asyncio.wait_for(
-                loop.sock_recv(self._sock, limit), self.wait_for_read(until)
-            )
+            data = await asyncio.wait_for(loop.sock_recv(self._sock, limit), wait)
         except TimeoutError:
             raise NetTimeout("no data before the read timeout") from None
         except ConnectionResetError:
             return b""  # a reset is the server's way of hanging up, as good as EOF here
         self.charge(len(data))
         return data
+
+
+async def read_until_idle(
+    channel: Channel, *, first_byte_deadline: float, idle: float, cap: int
+) -> tuple[bytes, bool]:
+    """Read what the server sends unprompted: (data, closed).
+
+    Waits until `first_byte_deadline` for the first bytes, then keeps reading while more
+    arrive within `idle` seconds of each other, up to `cap` bytes. A server that drips one
+    byte at a time forever still stops at the connection's deadline.
+    """
+    data = bytearray()
+    deadline = first_byte_deadline
+    while len(data) < cap:
+        try:
+            chunk = await channel.recv(min(RECV_CHUNK, cap - len(data)), deadline)
+        except (NetTimeout, ByteCapReached):
+            return bytes(data), False
+        if not chunk:
+            return bytes(data), True
+        data += chunk
+        deadline = min(time.monotonic() + idle, channel.deadline)
+    return bytes(data), False
 
 
 class SocketAdapter:
@@ -409,15 +436,30 @@ class SocketAdapter:
         stream: Stream,
         expired: type[Exception] = TimeoutError,
         on_close: Callable[[], object] | None = None,
+        ceiling: float | None = None,
     ) -> None:
         self._stream = stream
         self._sock = stream.sock
         self._expired = expired
-        self._timeout: float | None = None
+        self._timeout: float | None = stream.read_timeout  # as a socket made with a timeout
         self._on_close = on_close
+        self._ceiling = stream.deadline if ceiling is None else ceiling
+
+    @property
+    def deadline(self) -> float:
+        return self._stream.deadline
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        """A caller may move the connection's end, never past its dialer's deadline."""
+        self._stream.deadline = min(value, self._ceiling)
+
+    def remaining(self) -> float:
+        """Seconds until the connection's deadline."""
+        return self._stream.deadline - time.monotonic()
 
     def _arm(self) -> None:
-        remaining = self._stream.deadline - time.monotonic()
+        remaining = self.remaining()
         if remaining <= 0:
             raise self._expired("connection deadline reached")
         self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
@@ -448,6 +490,10 @@ class SocketAdapter:
 
     def close(self) -> None:
         on_close, self._on_close = self._on_close, None
+        # shutdown first: it wakes a library thread blocked in recv (paramiko's), so the
+        # server sees the end now rather than when that recv times out
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         if on_close is not None:
             on_close()  # releases the connection's slots

@@ -24,6 +24,7 @@ def report_from_dict(data: dict[str, Any]) -> ScanReport:
         complete=bool(scan.get("complete", True)),
         errors=[str(error) for error in scan.get("errors", [])],
         targets=[_target(target) for target in data.get("targets", [])],
+        budget=scan.get("budget") if isinstance(scan.get("budget"), dict) else None,
     )
 
 

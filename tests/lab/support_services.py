@@ -680,7 +680,7 @@ def started(services: Sequence[Service]) -> dict[int, str]:
 
 CHECK_ONE = r"""
 import ipaddress, json, sys, time
-from scanner.checks.base import CheckContext, CheckOptions
+from scanner.checks.base import CheckContext, standalone_context, CheckOptions
 from scanner.checks.services.check import CHECK
 from scanner.identification.model import ServiceIdentity
 from scanner.targets import Target
@@ -689,8 +689,8 @@ address = ipaddress.ip_address(args["address"])
 target = Target(input=args["address"], address=address, hostname=args.get("hostname"))
 identity = ServiceIdentity(service=args.get("service"), tls=args.get("tls", False),
                            banner=args.get("banner"), details=args.get("details", {}))
-options = CheckOptions(timeout=args.get("timeout", 3.0))
-context = CheckContext(target, args["port"], identity, options)
+context = standalone_context(target, args["port"], identity, CheckOptions(),
+                             timeout=args.get("timeout", 3.0))
 started = time.monotonic()
 applies = CHECK.applies(context)
 result = CHECK.run(context) if applies else None

@@ -140,7 +140,7 @@ def grade_one(
 ) -> dict[str, object]:
     from pathlib import Path
 
-    from scanner.checks.base import CheckContext, CheckOptions
+    from scanner.checks.base import CheckOptions, standalone_context
     from scanner.checks.tls.check import CHECK
     from scanner.identification.model import ServiceIdentity
     from scanner.targets import Target
@@ -148,7 +148,7 @@ def grade_one(
     headers = {"strict-transport-security": hsts_header} if hsts_header else {}
     identity = ServiceIdentity(service=service, tls=True, details={"http": {"headers": headers}})
     target = Target(name or address, ipaddress.ip_address(address), name)
-    context = CheckContext(target, port, identity, CheckOptions(ca_file=Path(ca_file)))
+    context = standalone_context(target, port, identity, CheckOptions(ca_file=Path(ca_file)))
     started = time.monotonic()
     result = CHECK.run(context)
     return {

@@ -1,7 +1,7 @@
 """All five report formats of a real scan of the default lab, and a screenshot of the HTML.
 
 The default lab (two OpenSSH, nginx on 80/443/8443 with the lab CA, anonymous mosquitto) is
-scanned by the real CLI in the scan namespace, once per format, at the same time. Each
+scanned by the real CLI in the scan namespace, once per format, two at a time. Each
 report is checked against what the JSON report says, so the test holds whichever checks
 exist: every finding shows in every format, every TLS grade in the summary and as a badge.
 The HTML report is opened in headless Chromium (no script, no request, no console message)
@@ -20,7 +20,7 @@ import pytest
 
 from scanner.report.schema import validate_report
 from tests.lab.netns import Lab
-from tests.lab.scanning import EXPOSURE, LAB_SPEED, CliRun
+from tests.lab.scanning import EXPOSURE, LAB_SPEED, CliRun, run_many
 from tests.lab.support_hostile import chromium, find_chromium
 from tests.unit.test_report_sarif import assert_valid_sarif
 
@@ -34,18 +34,16 @@ ARTIFACTS = Path(os.environ.get("EXPOSURE_TEST_ARTIFACTS", "/tmp/exposure-test-a
 def runs(lab: Lab) -> dict[str, CliRun]:
     base = [*EXPOSURE, "scan", Lab.HOSTNAME, "--ports", "top,2222", *LAB_SPEED,
             "--ca-file", str(lab.ca_pem), "--fail-on", "never"]
-    variants = {fmt: [*base, "--format", fmt] for fmt in FORMATS}
-    variants["quiet"] = [*base, "--quiet"]
-    processes = {name: lab.popen_in_scan(argv, stdout=-1, stderr=-1, text=True)
-                 for name, argv in variants.items()}
-    results = {}
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {
+        fmt: ([*base, "--format", fmt], {}) for fmt in FORMATS
+    }
+    variants["quiet"] = ([*base, "--quiet"], {})
+    results = run_many(lab, variants)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for name, process in processes.items():
-        out, err = process.communicate(timeout=180)
-        assert process.returncode == 0, f"{name}: exit {process.returncode}: {err[-2000:]}"
-        results[name] = CliRun(process.returncode, out, err, 0.0)
+    for name, run in results.items():
+        assert run.code == 0, f"{name}: exit {run.code}: {run.stderr[-2000:]}"
         suffix = {"table": "txt", "quiet": "quiet.txt", "markdown": "md"}.get(name, name)
-        (ARTIFACTS / f"report-lab.{suffix}").write_text(out, encoding="utf-8")
+        (ARTIFACTS / f"report-lab.{suffix}").write_text(run.stdout, encoding="utf-8")
     return results
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scanner.checks.ha import check, parse
 from scanner.checks.ha.detect import HttpAnswer, Observations, WebsocketAnswer, assess
 from scanner.findings import Severity
+from scanner.net import websocket
 from tests.lab.support_ha import FIXTURE_DIR, HaFixture, load_fixture
 
 TODAY = dt.date(2026, 11, 23)
@@ -34,7 +35,7 @@ def answer(fixture: HaFixture, path: str, method: str = "GET") -> HttpAnswer | N
 def greeting(fixture: HaFixture) -> WebsocketAnswer:
     payload = fixture.websocket_frames[0].encode()
     frame = bytes([0x81, len(payload)]) + payload
-    return WebsocketAnswer(True, 101, parse.parse_frame_header(frame), payload)
+    return WebsocketAnswer(True, 101, websocket.parse_frame_header(frame), payload)
 
 
 def observations(fixture: HaFixture) -> Observations:
@@ -191,7 +192,7 @@ def test_assess_and_findings_never_raise_and_stay_bounded(
     manifest: HttpAnswer | None, providers: HttpAnswer | None, onboarding: HttpAnswer | None,
     install: HttpAnswer | None, title: str | None, frame: bytes,
 ) -> None:
-    header = parse.parse_frame_header(frame)
+    header = websocket.parse_frame_header(frame)
     payload = frame[header.header_size:] if header else b""
     seen = Observations(title=title, manifest=manifest, providers=providers,
                         onboarding=onboarding, installation_type=install,

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.checks.ha import parse
+from scanner.net import websocket
 
 ANY_BYTES = st.binary(max_size=2048)
 STATUSES = st.sampled_from([200, 400, 401, 404, 500])
@@ -76,25 +77,25 @@ def test_manifest_needs_name_and_description() -> None:
 def test_greeting() -> None:
     payload = b'{"type":"auth_required","ha_version":"2024.1.6"}'
     frame = _frame(payload)
-    header = parse.parse_frame_header(frame)
+    header = websocket.parse_frame_header(frame)
     assert header is not None and header.header_size == 2 and header.length == len(payload)
     assert parse.parse_greeting(header, payload) == "2024.1.6"
-    masked = parse.parse_frame_header(_frame(payload, masked=True))
+    masked = websocket.parse_frame_header(_frame(payload, masked=True))
     assert parse.parse_greeting(masked, payload) is None  # servers never mask
-    binary = parse.parse_frame_header(_frame(payload, opcode=2))
+    binary = websocket.parse_frame_header(_frame(payload, opcode=2))
     assert parse.parse_greeting(binary, payload) is None
     bad = b'{"type":"auth_required","ha_version":"1.0; rm -rf /"}'
-    assert parse.parse_greeting(parse.parse_frame_header(_frame(bad)), bad) is None
+    assert parse.parse_greeting(websocket.parse_frame_header(_frame(bad)), bad) is None
     other = b'{"type":"auth_ok","ha_version":"2024.1.6"}'
-    assert parse.parse_greeting(parse.parse_frame_header(_frame(other)), other) is None
+    assert parse.parse_greeting(websocket.parse_frame_header(_frame(other)), other) is None
 
 
 def test_websocket_accept_matches_rfc_6455_example() -> None:
-    assert parse.websocket_accept("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert websocket.accept_value("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 
 def test_close_frame_is_masked_1000() -> None:
-    frame = parse.close_frame(b"\x01\x02\x03\x04")
+    frame = websocket.close_frame(b"\x01\x02\x03\x04")
     assert frame[0] == 0x88 and frame[1] == 0x82
     status = bytes(b ^ frame[2 + i % 4] for i, b in enumerate(frame[6:]))
     assert int.from_bytes(status, "big") == 1000
@@ -135,7 +136,7 @@ def test_parsers_never_raise_and_stay_bounded(status: int, body: bytes) -> None:
     flow = parse.parse_flow_start(status, body)
     if flow:
         assert flow.users_offered <= 1000
-    header = parse.parse_frame_header(body)
+    header = websocket.parse_frame_header(body)
     version = parse.parse_greeting(header, body[header.header_size:] if header else b"")
     assert version is None or len(version) <= 40
 
@@ -156,7 +157,7 @@ def test_json_shaped_junk_never_raises(value: object) -> None:
         parse.parse_onboarding(status, body)
         parse.parse_manifest(status, body)
         parse.parse_flow_start(status, body)
-    header = parse.parse_frame_header(_frame(body[:4000]))
+    header = websocket.parse_frame_header(_frame(body[:4000]))
     parse.parse_greeting(header, body[:4000])
 
 

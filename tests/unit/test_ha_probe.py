@@ -15,7 +15,8 @@ import pytest
 
 from scanner.checks.ha import probe
 from scanner.checks.ha.detect import assess
-from scanner.checks.ha.parse import websocket_accept
+from scanner.net import Connector, Dialer, Endpoint, Limits, ScanBudget
+from scanner.net.websocket import accept_value as websocket_accept
 from tests.lab.support_ha import HaFixture, ReplayServer, load_fixture
 
 TIMEOUT = 1.0
@@ -71,8 +72,10 @@ def replay(tmp_path: Path) -> Iterator[Callable[[str], ReplayThread]]:
         server.stop()
 
 
-def endpoint(port: int, timeout: float = TIMEOUT) -> probe.Endpoint:
-    return probe.Endpoint("127.0.0.1", port, False, f"127.0.0.1:{port}", None, timeout)
+def endpoint(port: int, timeout: float = TIMEOUT) -> Connector:
+    """The probe's way to the test server: --timeout `timeout`, a port deadline of its own."""
+    dialer = Dialer.for_port(ScanBudget(Limits(timeout=timeout)))
+    return Connector(dialer, Endpoint("127.0.0.1", port, False, None, f"127.0.0.1:{port}"))
 
 
 def test_observe_fresh_ha_and_request_log(replay: Callable[[str], ReplayThread]) -> None:
@@ -159,7 +162,8 @@ def test_drip_feed_stops_at_the_deadline() -> None:
 
     server = HostileServer(drip)
     started = time.monotonic()
-    answer = probe.http_get(endpoint(server.port, 0.5), "/manifest.json")
+    # each byte comes well within the read timeout: only the deadline ends it
+    answer = probe.http_get(endpoint(server.port, 0.5).within(1.0), "/manifest.json")
     assert time.monotonic() - started < 1.5
     assert answer is None or not answer.complete
     server.close()

@@ -14,7 +14,10 @@ import pytest
 
 from scanner.identification import IdentifyOptions, identify_services
 from scanner.identification.banner import classify_greeting, greeting_wait
-from scanner.identification.http import build_request, favicon_hash
+from scanner.identification.http import favicon_hash, page_request
+from scanner.identification.mqtt import PROBE, parse_connack
+from scanner.identification.nmap_fallback import nmap_arguments, parse_nmap_services
+from scanner.identification.shodan_view import ShodanEvidence, shodan_queries
 from scanner.net.http_parse import (
     Origin,
     data_uri_bytes,
@@ -27,9 +30,6 @@ from scanner.net.http_parse import (
     parse_head,
     resolve_same_origin,
 )
-from scanner.identification.mqtt import PROBE, parse_connack
-from scanner.identification.nmap_fallback import nmap_arguments, parse_nmap_services
-from scanner.identification.shodan_view import ShodanEvidence, shodan_queries
 from tests.unit import ident_servers as servers
 
 
@@ -108,11 +108,11 @@ def test_greeting_wait_is_short_but_adapts_to_slow_links() -> None:
 
 
 def test_request_is_a_normal_browser_like_get() -> None:
-    request = build_request(Origin("https", "home.example", 443), "/")
+    request = page_request("/").encode(Origin("https", "home.example", 443).host_header)
     assert request.startswith(b"GET / HTTP/1.1\r\nHost: home.example\r\n")
     assert b"\r\nUser-Agent: exposure/" in request
     assert request.endswith(b"\r\n\r\n")
-    v6 = build_request(Origin("http", "[2001:db8::7]", 8123), "/")
+    v6 = page_request("/").encode(Origin("http", "[2001:db8::7]", 8123).host_header)
     assert b"\r\nHost: [2001:db8::7]:8123\r\n" in v6
 
 

@@ -66,7 +66,7 @@ def _assert_clean(result: PortResult) -> None:
 
 def _assert_bounded(result: PortResult, elapsed: float, max_bytes: int) -> None:
     assert elapsed <= TIMEOUT + SLACK, f"took {elapsed:.2f}s"
-    assert result.traffic.seconds <= TIMEOUT + 0.05
+    assert result.seconds <= TIMEOUT + 0.05
     assert result.traffic.bytes_received <= max_bytes, result.traffic
     _assert_clean(result)
 

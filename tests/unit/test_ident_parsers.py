@@ -16,6 +16,19 @@ from scanner.identification.banner import (
     normalise_text,
     parse_ssh_identification,
 )
+from scanner.identification.mqtt import parse_connack
+from scanner.identification.nmap_fallback import FIELD_CHARS, parse_nmap_services
+from scanner.identification.products import (
+    GREETING_RULES,
+    HTTP_SERVER_RULES,
+    HTTP_TITLE_RULES,
+    MAX_FIELD_CHARS,
+    SSH_SOFTWARE_RULES,
+    match_product,
+)
+from scanner.identification.shodan_view import BANNER_CHARS as SHODAN_BANNER_CHARS
+from scanner.identification.shodan_view import ShodanEvidence, shodan_view
+from scanner.identification.tls import looks_like_tls, parse_certificate
 from scanner.net.http_parse import (
     BODY_CAP,
     HEADER_VALUE_CHARS,
@@ -39,19 +52,6 @@ from scanner.net.http_parse import (
     parse_head,
     resolve_same_origin,
 )
-from scanner.identification.mqtt import parse_connack
-from scanner.identification.nmap_fallback import FIELD_CHARS, parse_nmap_services
-from scanner.identification.products import (
-    GREETING_RULES,
-    HTTP_SERVER_RULES,
-    HTTP_TITLE_RULES,
-    MAX_FIELD_CHARS,
-    SSH_SOFTWARE_RULES,
-    match_product,
-)
-from scanner.identification.shodan_view import BANNER_CHARS as SHODAN_BANNER_CHARS
-from scanner.identification.shodan_view import ShodanEvidence, shodan_view
-from scanner.identification.tls import looks_like_tls, parse_certificate
 from scanner.report.sanitize import TRUNCATION_MARK
 
 MARK = len(TRUNCATION_MARK)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.checks.base import CheckContext, CheckOptions
+from scanner.checks.base import CheckContext, CheckOptions, standalone_context
 from scanner.checks.registry import all_checks, catalogue
 from scanner.checks.services.catalogue import FINDINGS, HTTP_PRODUCTS, PROTOCOL_PRODUCTS
 from scanner.checks.services.check import CHECK
@@ -172,7 +172,8 @@ def _wait_listening(port: int, timeout: float = 5.0) -> None:
 def _context(port: int, http: dict[str, object]) -> CheckContext:
     address = ipaddress.ip_address("127.0.0.1")
     identity = ServiceIdentity(service="http", details={"http": http})
-    return CheckContext(Target("127.0.0.1", address), port, identity, CheckOptions(timeout=3.0))
+    return standalone_context(Target("127.0.0.1", address), port, identity, CheckOptions(),
+                              timeout=3.0)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

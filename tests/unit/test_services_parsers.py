@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.checks.services import memcached, mongodb, mqtt, redis, rtsp, smb, telnet, vnc
-from scanner.checks.services.http_client import HttpReply, WsFrame, WsOpening, parse_frame_header
 from scanner.checks.services.markers import (
     json_value,
     opening_matches,
@@ -17,12 +16,19 @@ from scanner.checks.services.markers import (
     reply_value,
 )
 from scanner.checks.services.model import Auth, JsonMarker, JsonTest, Match
+from scanner.net import HttpReply
+from scanner.net.codecs.mqtt import Connack
+from scanner.net.websocket import Frame, FrameHeader, Opening, parse_frame_header
 
 ANY_BYTES = st.binary(max_size=4096)
 
 
 def _reply(body: bytes, status: int = 200, **headers: str) -> HttpReply:
-    return HttpReply("/", status, tuple((k.lower(), v) for k, v in headers.items()), body, True)
+    return HttpReply(status, tuple((k.lower(), v) for k, v in headers.items()), body, True, "/")
+
+
+def _frame(opcode: int, payload: bytes) -> Frame:
+    return Frame(FrameHeader(True, opcode, False, len(payload), 2), payload)
 
 
 # --- markers -----------------------------------------------------------------------------
@@ -59,11 +65,11 @@ def test_header_marker_and_value() -> None:
 
 
 def test_websocket_markers() -> None:
-    closed = WsOpening(101, True, None, WsFrame(8, struct.pack("!H", 4401) + b"Unauthorized"))
+    closed = Opening(101, True, True, None, _frame(8, struct.pack("!H", 4401) + b"Unauthorized"))
     assert opening_matches(closed, Match(ws_close_code=4401))
-    streaming = WsOpening(101, True, None, WsFrame(1, b'{"topic":"bridge/state"}'))
+    streaming = Opening(101, True, True, None, _frame(1, b'{"topic":"bridge/state"}'))
     assert opening_matches(streaming, Match(ws_text=(r'"topic"\s*:\s*"bridge/',)))
-    assert not opening_matches(WsOpening(404, False, None, None), Match(ws_close_code=4401))
+    assert not opening_matches(Opening(404, False, False, None, None), Match(ws_close_code=4401))
 
 
 @given(ANY_BYTES, st.text(max_size=30))
@@ -81,7 +87,7 @@ def test_markers_never_raise(body: bytes, path: str) -> None:
 def test_frame_header_never_raises(data: bytes) -> None:
     parsed = parse_frame_header(data)
     if parsed is not None:
-        assert parsed[1] <= 14
+        assert parsed.header_size <= 14
 
 
 # --- MQTT --------------------------------------------------------------------------------
@@ -95,8 +101,8 @@ def test_connect_packet_has_no_credentials() -> None:
 
 
 def test_connack_verdicts() -> None:
-    assert mqtt.parse_connack(b"\x20\x02\x00\x00") == (0, "accepted")
-    assert mqtt.parse_connack(b"\x20\x02\x00\x05") == (5, "not authorized")
+    assert mqtt.parse_connack(b"\x20\x02\x00\x00") == Connack(0, "accepted")
+    assert mqtt.parse_connack(b"\x20\x02\x00\x05") == Connack(5, "not authorized")
     assert mqtt.verdict(0, "tcp", "x").auth is Auth.NONE
     assert mqtt.verdict(5, "tcp", "x").auth is Auth.REQUIRED
     assert mqtt.verdict(4, "tls", "x").auth is Auth.REQUIRED

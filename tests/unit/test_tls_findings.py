@@ -9,7 +9,7 @@ import ipaddress
 
 import pytest
 
-from scanner.checks.base import CheckContext, CheckOptions
+from scanner.checks.base import CheckOptions, standalone_context
 from scanner.checks.registry import catalogue
 from scanner.checks.tls.check import CHECK
 from scanner.checks.tls.facts import Hsts, Preference, TlsFacts, Vulnerabilities
@@ -156,7 +156,7 @@ def test_details_of_a_capped_grade() -> None:
 
 @pytest.mark.parametrize(("tls", "applies"), [(True, True), (False, False)])
 def test_applies_to_any_tls_port(tls: bool, applies: bool) -> None:
-    context = CheckContext(
+    context = standalone_context(
         Target("home.example", ipaddress.ip_address("198.51.100.7"), "home.example"), 8883,
         ServiceIdentity(service="mqtt", tls=tls), CheckOptions())
     assert CHECK.applies(context) is applies

@@ -84,14 +84,13 @@ class HomeAssistantCheck:
         return context.identity.service == "http"
 
     def run(self, context: CheckContext) -> CheckResult:
-        endpoint = endpoint_for(context)
         page = context.identity.details.get("http") or {}
-        observed = probe.observe(endpoint, page.get("title"), _root_redirect(page))
+        observed = probe.observe(context.connector, page.get("title"), _root_redirect(page))
         detection = assess(observed)
         if not detection.is_ha:
             details = {"ha": not_ha_details(detection)} if detection.confidence != "none" else {}
             return CheckResult(details=details, notes=_not_ha_notes(detection))
-        flow = _active_flow(context, endpoint, detection)
+        flow = _active_flow(context, detection)
         today = dt.datetime.now(dt.UTC).date()
         findings, notes = build_findings(
             detection, context.port, context.identity.tls, flow, context.options.active, today,
@@ -104,17 +103,6 @@ class HomeAssistantCheck:
             product="Home Assistant",
             version=detection.facts.version,
         )
-
-
-def endpoint_for(context: CheckContext) -> probe.Endpoint:
-    return probe.Endpoint(
-        address=str(context.target.address),
-        port=context.port,
-        tls=context.identity.tls,
-        host_header=context.host_header,
-        sni=context.target.hostname,
-        timeout=context.options.timeout,
-    )
 
 
 def _root_redirect(page: dict[str, Any]) -> str | None:
@@ -139,15 +127,13 @@ def _not_ha_notes(detection: Detection) -> tuple[str, ...]:
     return ()
 
 
-def _active_flow(
-    context: CheckContext, endpoint: probe.Endpoint, detection: Detection
-) -> parse.FlowStart | None:
+def _active_flow(context: CheckContext, detection: Detection) -> parse.FlowStart | None:
     """--active: start the trusted_networks flow HA listed for us; parse, keep no credential."""
     providers = detection.facts.providers
     provider = providers.find("trusted_networks") if providers else None
     if not context.options.active or provider is None:
         return None
-    answer = probe.start_login_flow(endpoint, (provider.type, provider.id))
+    answer = probe.start_login_flow(context.connector, (provider.type, provider.id))
     if answer is None:
         return parse.FlowStart("other")
     return parse.parse_flow_start(answer.status, answer.body) or parse.FlowStart("other")

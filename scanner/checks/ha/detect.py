@@ -21,30 +21,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scanner.checks.ha import parse
+from scanner.net import HttpReply
+from scanner.net.websocket import FrameHeader
 from scanner.report.sanitize import safe_text
 
 EVIDENCE_BODY_CHARS = 160
 CONFIDENCE_ORDER = ("none", "low", "medium", "high")
 
 
-@dataclass(frozen=True)
-class HttpAnswer:
-    """One bounded answer: status, headers (lower-case names), body (capped)."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    complete: bool = True
-
-    def header(self, name: str) -> str | None:
-        return next((value for key, value in self.headers if key == name), None)
+# One bounded answer: status, headers (lower-case names), body (capped): the network layer's.
+HttpAnswer = HttpReply
 
 
 @dataclass(frozen=True)
 class WebsocketAnswer:
     upgraded: bool  # 101 with the right Sec-WebSocket-Accept: a real websocket server
     status: int | None  # the HTTP status of the upgrade answer
-    header: parse.FrameHeader | None  # the first frame
+    header: FrameHeader | None  # the first frame
     payload: bytes  # its payload (capped)
 
 

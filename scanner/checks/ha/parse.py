@@ -22,13 +22,12 @@ shapes are HA core's, read in its source and confirmed against real instances (f
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.net.websocket import FrameHeader
 from scanner.report.sanitize import safe_text
 
 JSON_CAP = 64 * 1024  # HA's public JSON answers are a few hundred bytes; manifest ~2 KB
@@ -36,7 +35,6 @@ GREETING_CAP = 4096  # the auth_required frame is ~50 bytes
 MAX_PROVIDERS = 16
 MAX_STEPS = 16
 NAME_CHARS = 64
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 
 # Provider types HA core ships (homeassistant/auth/providers/): a list naming none of these
 # is not HA's.
@@ -187,42 +185,6 @@ def parse_installation_type(status: int, body: bytes) -> str | None:
 # --- the websocket greeting -------------------------------------------------------------------
 
 
-def websocket_accept(key: str) -> str:
-    """The Sec-WebSocket-Accept a real websocket server answers to `key` (RFC 6455 4.2.2)."""
-    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode("ascii")).digest()).decode()
-
-
-@dataclass(frozen=True)
-class FrameHeader:
-    fin: bool
-    opcode: int
-    masked: bool
-    length: int
-    header_size: int  # bytes before the payload (mask key included)
-
-
-def parse_frame_header(data: bytes) -> FrameHeader | None:
-    """The header of the frame at the start of `data`; None while incomplete or malformed."""
-    if len(data) < 2:
-        return None
-    first, second = data[0], data[1]
-    if first & 0x70:  # RSV bits: we negotiated no extension, a real server sets none
-        return None
-    length, size = second & 0x7F, 2
-    if length == 126:
-        if len(data) < 4:
-            return None
-        length, size = int.from_bytes(data[2:4], "big"), 4
-    elif length == 127:
-        if len(data) < 10:
-            return None
-        length, size = int.from_bytes(data[2:10], "big"), 10
-    masked = bool(second & 0x80)
-    if masked:
-        size += 4
-    return FrameHeader(bool(first & 0x80), first & 0x0F, masked, length, size)
-
-
 def parse_greeting(header: FrameHeader | None, payload: bytes) -> str | None:
     """ha_version from HA's auth_required frame; None for any other frame.
 
@@ -240,12 +202,6 @@ def parse_greeting(header: FrameHeader | None, payload: bytes) -> str | None:
     if not isinstance(version, str) or not _VERSION.match(version):
         return None
     return version
-
-
-def close_frame(mask: bytes) -> bytes:
-    """A client close frame (status 1000, normal closure), masked as RFC 6455 requires."""
-    status = (1000).to_bytes(2, "big")
-    return bytes([0x88, 0x82]) + mask[:4] + bytes(b ^ mask[i % 4] for i, b in enumerate(status))
 
 
 # --- POST /auth/login_flow (active only) ------------------------------------------------------

@@ -20,8 +20,7 @@ from typing import Any
 from scanner.checks.base import CheckContext
 from scanner.checks.services import memcached, mongodb, mqtt, redis, rtsp, smb, telnet, vnc
 from scanner.checks.services.catalogue import HTTP_PRODUCTS, MQTT_WEBSOCKET, PROTOCOL_PRODUCTS
-from scanner.checks.services.connected import CONNECTOR_PROBES, bridged
-from scanner.checks.services.http_client import HttpReply, WsOpening, http_get, websocket_open
+from scanner.checks.services.connected import CONNECTOR_PROBES
 from scanner.checks.services.markers import describe, opening_matches, reply_matches, reply_value
 from scanner.checks.services.model import (
     Assessment,
@@ -32,10 +31,11 @@ from scanner.checks.services.model import (
     Request,
     Rule,
 )
-from scanner.checks.services.transport import Endpoint
+from scanner.net import Connector, HttpReply
+from scanner.net.websocket import Opening
 from scanner.report.sanitize import safe_text
 
-Probe = Callable[[Endpoint], ProbeOutcome]
+Probe = Callable[[Connector], ProbeOutcome]
 PROBES: dict[str, Probe] = {
     "mqtt": mqtt.probe,
     "mqtt_websocket": mqtt.probe_websocket,
@@ -46,10 +46,10 @@ PROBES: dict[str, Probe] = {
     "rtsp": rtsp.probe,
     "smb": smb.probe,
     "mongodb": mongodb.probe,
+    **CONNECTOR_PROBES,  # issue 18: ftp, rsync, x11, postgresql, mysql, etcd, portmapper
 }
-# probes written for scanner.net (issue 18): bridged until this engine hands out connectors
-PROBES.update({name: bridged(probe) for name, probe in CONNECTOR_PROBES.items()})
-UNKNOWN_PORT_TIMEOUT = 2.0  # a port nobody could name gets shorter protocol guesses
+UNKNOWN_PORT_SECONDS = 2.0  # a port nobody could name: its protocol guesses end this soon
+BODY_CAP = 128 * 1024  # product markers sit near the top of a page or in small JSON answers
 EVIDENCE_CHARS = 600
 # HTTP answers that suggest a non-web server behind HTTP framing (a websocket-only listener)
 WEBSOCKET_ONLY_STATUSES = frozenset({400, 404, 405, 426, 501})
@@ -67,18 +67,19 @@ class Judged:
 class HttpFetcher:
     """Sends each request of a port at most once."""
 
-    endpoint: Endpoint
+    connector: Connector
     _gets: dict[Request, HttpReply | None] = field(default_factory=dict)
-    _sockets: dict[Request, WsOpening | None] = field(default_factory=dict)
+    _sockets: dict[Request, Opening | None] = field(default_factory=dict)
 
     def get(self, request: Request) -> HttpReply | None:
         if request not in self._gets:
-            self._gets[request] = http_get(self.endpoint, request.path, request.headers)
+            self._gets[request] = self.connector.get(request.path, request.headers,
+                                                     body_cap=BODY_CAP)
         return self._gets[request]
 
-    def websocket(self, request: Request) -> WsOpening | None:
+    def websocket(self, request: Request) -> Opening | None:
         if request not in self._sockets:
-            self._sockets[request] = websocket_open(self.endpoint, request.path)
+            self._sockets[request] = self.connector.websocket(request.path)
         return self._sockets[request]
 
     def holds(self, rule: Rule) -> bool:
@@ -104,24 +105,13 @@ class HttpFetcher:
         return len(self._gets) + len(self._sockets)
 
 
-def endpoint_for(context: CheckContext, tls: bool | None = None) -> Endpoint:
-    return Endpoint(
-        address=str(context.target.address),
-        port=context.port,
-        tls=context.identity.tls if tls is None else tls,
-        server_name=context.target.hostname,
-        host_header=context.host_header,
-        timeout=context.options.timeout,
-    )
-
-
 def assess_port(context: CheckContext) -> list[Judged]:
     """Every catalogue product found on this port, with its verdict."""
-    identity = context.identity
-    judged: list[Judged] = []
-    if identity.service == "http":
+    # Protocols first: where a server named its protocol (an RTSP server answering HTTP), that
+    # probe is the strong lead, and a slow sweep of HTTP products must not eat its deadline.
+    judged = assess_protocols(context)
+    if context.identity.service == "http" and not judged:
         judged += assess_http(context)
-    judged += assess_protocols(context)
     return judged
 
 
@@ -136,7 +126,7 @@ SKIP_HTTP_PRODUCTS = frozenset({"Home Assistant"})
 def assess_http(context: CheckContext) -> list[Judged]:
     if context.identity.product in SKIP_HTTP_PRODUCTS:
         return []
-    fetcher = HttpFetcher(endpoint_for(context))
+    fetcher = HttpFetcher(context.connector)
     http = context.identity.details.get("http") or {}
     found = []
     for product in HTTP_PRODUCTS:
@@ -146,7 +136,7 @@ def assess_http(context: CheckContext) -> list[Judged]:
         if assessment is not None:
             found.append(Judged(product, assessment))
     if not found and websocket_candidate(http):
-        outcome = mqtt.probe_websocket(fetcher.endpoint)
+        outcome = mqtt.probe_websocket(fetcher.connector)
         if outcome.identified:
             found.append(Judged(MQTT_WEBSOCKET, _from_outcome(MQTT_WEBSOCKET, outcome)))
     return found
@@ -184,7 +174,7 @@ def assess_http_product(product: HttpProduct, fetcher: HttpFetcher) -> Assessmen
     version = _version(product, fetcher)
     facts = _facts(product, fetcher)
     if product.then_probe:
-        outcome = PROBES[product.then_probe](fetcher.endpoint)
+        outcome = PROBES[product.then_probe](fetcher.connector)
         if outcome.identified:
             return Assessment(
                 product.key, outcome.product or product.name, outcome.auth,
@@ -225,10 +215,10 @@ def _facts(product: HttpProduct, fetcher: HttpFetcher) -> dict[str, Any]:
     return facts
 
 
-def _describe_opening(request: Request, opening: WsOpening | None) -> str:
+def _describe_opening(request: Request, opening: Opening | None) -> str:
     if opening is None:
         return f"websocket {request.path}: no answer"
-    if not opening.accepted:
+    if not opening.upgraded:
         return f"websocket {request.path}: HTTP {opening.status}, not upgraded"
     frame = opening.first_frame
     if frame is None:
@@ -262,27 +252,23 @@ def assess_protocols(context: CheckContext) -> list[Judged]:
     products = applicable_protocols(context)
     if not products:
         return []
-    unnamed = context.identity.service is None
-    endpoint = endpoint_for(context)
-    if unnamed:
-        endpoint = Endpoint(endpoint.address, endpoint.port, endpoint.tls, endpoint.server_name,
-                            endpoint.host_header, min(endpoint.timeout, UNKNOWN_PORT_TIMEOUT))
-    if unnamed:
-        return _first_that_speaks(products, endpoint)
+    connector = context.connector
+    if context.identity.service is None:
+        return _first_that_speaks(products, connector.within(UNKNOWN_PORT_SECONDS))
     found = []
     for product in products:
-        outcome = PROBES[product.probe](endpoint)
+        outcome = PROBES[product.probe](connector)
         if outcome.identified:
             found.append(Judged(product, _from_outcome(product, outcome)))
     return found
 
 
-def _first_that_speaks(products: list[ProtocolProduct], endpoint: Endpoint) -> list[Judged]:
+def _first_that_speaks(products: list[ProtocolProduct], connector: Connector) -> list[Judged]:
     """Guesses on a port nobody could name run side by side; the first protocol that answers
     wins, and the others are not waited for (each ends at its own deadline)."""
     pool = ThreadPoolExecutor(max_workers=len(products), thread_name_prefix="service-guess")
     try:
-        futures = {pool.submit(PROBES[product.probe], endpoint): product for product in products}
+        futures = {pool.submit(PROBES[product.probe], connector): product for product in products}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -11,8 +11,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from scanner.checks.services.http_client import HttpReply, WsOpening
 from scanner.checks.services.model import JsonMarker, JsonTest, Match
+from scanner.net import HttpReply
+from scanner.net.websocket import Opening
 from scanner.report.sanitize import safe_text
 
 TEXT_CAP = 128 * 1024  # characters of a body the regexes look at
@@ -101,9 +102,9 @@ def reply_matches(reply: HttpReply | None, match: Match) -> bool:
     return True
 
 
-def opening_matches(opening: WsOpening | None, match: Match) -> bool:
+def opening_matches(opening: Opening | None, match: Match) -> bool:
     """Markers for a websocket opening: the server's close code or its first text frame."""
-    if opening is None or not opening.accepted or opening.first_frame is None:
+    if opening is None or not opening.upgraded or opening.first_frame is None:
         return False
     frame = opening.first_frame
     if match.ws_close_code is not None and frame.close_code != match.ws_close_code:

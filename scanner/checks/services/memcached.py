@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
-from scanner.checks.services.transport import Endpoint, plain_request
+from scanner.net import Connector
 from scanner.report.sanitize import safe_text
 
 COMMAND = b"stats\r\n"
@@ -43,6 +43,6 @@ def classify(reply: bytes) -> ProbeOutcome:
     return NOT_IDENTIFIED
 
 
-def probe(endpoint: Endpoint) -> ProbeOutcome:
-    reply = plain_request(endpoint, COMMAND, reply_complete, REPLY_CAP)
+def probe(connector: Connector) -> ProbeOutcome:
+    reply = connector.ask(COMMAND, reply_complete, REPLY_CAP)
     return NOT_IDENTIFIED if reply is None else classify(reply)

@@ -13,7 +13,7 @@ import struct
 from typing import Any
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
-from scanner.checks.services.transport import Endpoint, ProbeError, Stream, open_stream
+from scanner.net import Connector, NetError, Stream
 from scanner.report.sanitize import safe_text
 
 OP_MSG = 2013
@@ -181,13 +181,13 @@ def classify(hello: dict[str, Any] | None, listing: dict[str, Any] | None) -> Pr
                         product="MongoDB", facts=facts)
 
 
-def probe(endpoint: Endpoint) -> ProbeOutcome:
+def probe(connector: Connector) -> ProbeOutcome:
     try:
-        with open_stream(endpoint, cap=2 * REPLY_CAP) as stream:
+        with connector.open(cap=2 * REPLY_CAP) as stream:
             hello = _command(stream, {"isMaster": 1, "$db": "admin"})
             listing = None
             if hello is not None:
                 listing = _command(stream, {"listDatabases": 1, "nameOnly": True, "$db": "admin"})
-    except ProbeError:
+    except NetError:
         return NOT_IDENTIFIED
     return classify(hello, listing)

@@ -8,15 +8,17 @@ not know. We do not guess stream paths, so a 404 is "cannot be verified from out
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from scanner import __version__
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
-from scanner.checks.services.transport import Endpoint, ProbeError, open_stream
+from scanner.net import Connector, NetError
 from scanner.report.sanitize import safe_text
 
 CAP = 16 * 1024
 _STATUS = re.compile(r"^RTSP/1\.\d (\d{3})(?: ([^\r\n]{0,80}))?")
+DESCRIBE_TIMEOUTS = 2
 _HEADER = re.compile(r"^([A-Za-z-]{1,40}):[ \t]*([^\r\n]{0,300})\r?$", re.MULTILINE)
 
 
@@ -78,18 +80,22 @@ def classify(options: tuple[int, dict[str, str], str] | None,
     )
 
 
-def probe(endpoint: Endpoint) -> ProbeOutcome:
-    if endpoint.tls:
+def probe(connector: Connector) -> ProbeOutcome:
+    if connector.tls:
         return NOT_IDENTIFIED
-    url = f"rtsp://{endpoint.host_header or endpoint.authority()}/"
+    url = f"rtsp://{connector.endpoint.host}/"
+    describe = None
     try:
-        with open_stream(endpoint, cap=2 * CAP) as stream:
+        # DESCRIBE makes the server build its media pipeline first: two read timeouts
+        with connector.open(cap=2 * CAP) as stream:
             stream.send(request("OPTIONS", url, 1))
             options = parse_response(stream.recv_until(response_complete, CAP))
             if options is None:
                 return NOT_IDENTIFIED
-            stream.send(request("DESCRIBE", url, 2, "Accept: application/sdp\r\n"))
-            describe = parse_response(stream.recv_until(response_complete, CAP))
-    except ProbeError:
+            stream.read_timeout *= DESCRIBE_TIMEOUTS
+            with contextlib.suppress(NetError):  # OPTIONS answered: RTSP all the same
+                stream.send(request("DESCRIBE", url, 2, "Accept: application/sdp\r\n"))
+                describe = parse_response(stream.recv_until(response_complete, CAP))
+    except NetError:
         return NOT_IDENTIFIED
     return classify(options, describe, url)

@@ -11,7 +11,7 @@ import os
 import struct
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
-from scanner.checks.services.transport import Endpoint, ProbeError, open_stream
+from scanner.net import Connector, NetError
 
 DIALECTS = (0x0202, 0x0210, 0x0300, 0x0302)  # 3.1.1 needs negotiate contexts: not offered
 DIALECT_NAMES = {0x0202: "2.0.2", 0x0210: "2.1", 0x0300: "3.0", 0x0302: "3.0.2", 0x0311: "3.1.1",
@@ -61,14 +61,14 @@ def parse_negotiate(data: bytes) -> ProbeOutcome:
     )
 
 
-def probe(endpoint: Endpoint) -> ProbeOutcome:
-    if endpoint.tls:
+def probe(connector: Connector) -> ProbeOutcome:
+    if connector.tls:
         return NOT_IDENTIFIED
     try:
-        with open_stream(endpoint, cap=CAP) as stream:
+        with connector.open(cap=CAP) as stream:
             stream.send(negotiate_request())
             data = stream.recv_until(_framed_complete, CAP)
-    except ProbeError:
+    except NetError:
         return NOT_IDENTIFIED
     return parse_negotiate(data)
 

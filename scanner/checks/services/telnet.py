@@ -13,7 +13,7 @@ import re
 import time
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
-from scanner.checks.services.transport import Endpoint, ProbeError, Stream, open_stream
+from scanner.net import Connector, NetError, Stream
 from scanner.report.sanitize import safe_text
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
@@ -90,13 +90,13 @@ def classify(text: str) -> ProbeOutcome:
                         facts=facts)
 
 
-def probe(endpoint: Endpoint) -> ProbeOutcome:
-    if endpoint.tls:
+def probe(connector: Connector) -> ProbeOutcome:
+    if connector.tls:
         return NOT_IDENTIFIED
     try:
-        with open_stream(endpoint, cap=CAP) as stream:
+        with connector.open(cap=CAP) as stream:
             raw, negotiated = _converse(stream)
-    except ProbeError:
+    except NetError:
         return NOT_IDENTIFIED
     if not raw:
         return NOT_IDENTIFIED
@@ -139,18 +139,13 @@ def _prompt_shown(text: str) -> bool:
 def _read_until_pause(stream: Stream) -> bytes:
     data = bytearray()
     pause_until = time.monotonic() + IDLE
-    saved = stream.deadline
-    try:
-        while True:
-            stream.deadline = min(saved, pause_until)
-            try:
-                chunk = stream.recv()
-            except ProbeError:
-                break
-            if not chunk:
-                break
-            data += chunk
-            pause_until = time.monotonic() + IDLE
-    finally:
-        stream.deadline = saved
+    while True:
+        try:
+            chunk = stream.recv(until=pause_until)
+        except NetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+        pause_until = time.monotonic() + IDLE
     return bytes(data)

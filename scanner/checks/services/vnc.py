@@ -13,7 +13,7 @@ import re
 import struct
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
-from scanner.checks.services.transport import Endpoint, ProbeError, Stream, open_stream
+from scanner.net import Connector, NetError, Stream
 from scanner.report.sanitize import safe_text
 
 _VERSION = re.compile(rb"^RFB (\d{3})\.(\d{3})\n")
@@ -87,11 +87,11 @@ def judge(types: list[int], subtypes: list[int] | None) -> Auth:
     return Auth.UNKNOWN
 
 
-def probe(endpoint: Endpoint) -> ProbeOutcome:
-    if endpoint.tls:
+def probe(connector: Connector) -> ProbeOutcome:
+    if connector.tls:
         return NOT_IDENTIFIED
     try:
-        with open_stream(endpoint, cap=CAP) as stream:
+        with connector.open(cap=CAP) as stream:
             greeting = stream.recv_until(lambda buffer: len(buffer) >= 12, 12)
             server = parse_version(greeting)
             if server is None:
@@ -101,7 +101,7 @@ def probe(endpoint: Endpoint) -> ProbeOutcome:
             types, reason = _read_types(stream, answer)
             wants_vencrypt = VENCRYPT in types and NONE not in types
             subtypes = _vencrypt_subtypes(stream) if wants_vencrypt else None
-    except ProbeError:
+    except NetError:
         return NOT_IDENTIFIED
     return outcome(server, types, subtypes, reason)
 
@@ -132,7 +132,7 @@ def _read_types(stream: Stream, version: tuple[int, int]) -> tuple[list[int], st
     data = stream.recv_until(lambda buffer: parse_type_list(buffer) is not None, 1 + 255)
     parsed = parse_type_list(data)
     if parsed is None:
-        raise ProbeError("incomplete security type list")
+        raise NetError("incomplete security type list")
     types, reason = parsed
     if not types and reason is None:  # count 0: the reason follows
         more = stream.recv_until(lambda buffer: len(buffer) >= 4, 4 + 512)

@@ -13,7 +13,7 @@ from scanner.checks.base import CheckContext, CheckResult, FindingSpec
 from scanner.checks.tls.findings import CATALOGUE, notes_for, tls_details, tls_findings
 from scanner.checks.tls.hsts import hsts_from_identity
 from scanner.checks.tls.rating import rate
-from scanner.checks.tls.scan import Endpoint, scan_endpoint
+from scanner.checks.tls.scan import Endpoint, grading_dialer, scan_endpoint
 
 # What identification saw of its own handshake; kept next to the grade (details.tls replaces it).
 IDENTIFICATION_KEYS = ("negotiated_version", "negotiated_cipher")
@@ -32,7 +32,7 @@ class TlsCheck:
             address=context.target.address,
             port=context.port,
             hostname=context.target.hostname,
-            timeout=context.options.timeout,
+            dialer=grading_dialer(context.dialer),
             ca_file=context.options.ca_file,
         )
         hsts = hsts_from_identity(context.identity.service, context.identity.details)

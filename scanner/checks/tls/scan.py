@@ -13,21 +13,25 @@ our own executor instead of sslyze.Scanner, because:
   (hsts.py), and elliptic-curve enumeration is left out: the curve each suite actually uses is in
   the ephemeral key sslyze records per accepted suite, which is what the grade looks at.
 
-Every connection sslyze opens goes through a bounded socket (time and bytes): several sslyze
-plugins read "until ServerHelloDone" without a limit, which a hostile server could stretch
-forever. Jobs not started by the endpoint's deadline are skipped and reported as not tested.
+Every connection sslyze opens comes from the network layer (scanner.net) through one hook
+(`install_connection_bounds`): it takes a rate token and a host slot from the scan's budget,
+and its reads are bounded in time and bytes (several sslyze plugins read "until
+ServerHelloDone" without a limit, which a hostile server could stretch forever). The dialer
+of the endpoint being graded travels with each job in a context variable. Jobs not started by
+the endpoint's deadline (`--timeout` x 20, at least 10 s) are skipped and reported as not
+tested.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextvars
 import datetime as dt
 import ipaddress
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +47,8 @@ from scanner.checks.tls.facts import (
     TlsFacts,
     Vulnerabilities,
 )
+from scanner.net import Dialer, Limits, ScanBudget, SocketAdapter
+from scanner.net import Endpoint as NetEndpoint
 from scanner.report.sanitize import safe_text
 
 if TYPE_CHECKING:
@@ -50,12 +56,13 @@ if TYPE_CHECKING:
     from sslyze.plugins.scan_commands import ScanCommand
     from sslyze.server_connectivity import ServerConnectivityInfo
 
-# Politeness and speed: at most this many connections to one address at once, over all its TLS
-# ports (sslyze's default is 5 per port). 16 keeps a 100 ms-RTT endpoint near 3 s.
-HOST_CONNECTIONS = 16
+# Jobs of one endpoint in flight at once (each holds at most one connection); the scan's budget
+# caps connections per host over everything (16 by default). 12 keeps a 100 ms-RTT endpoint
+# near 3 s.
+ENDPOINT_JOBS = 12
 NETWORK_RETRIES = 2  # connection attempts per job (sslyze default 3, with 1-6 s back-off)
-ENDPOINT_BUDGET_FACTOR = 12  # deadline for one endpoint = 12 x the per-connection timeout
 CONNECTION_LIFETIME_FACTOR = 3  # one connection may live 3 x the timeout, then it is cut
+HANDSHAKE_TIMEOUTS = 2  # sslyze's network timeout, in read timeouts (--timeout)
 CONNECTION_BYTE_CAP = 512 * 1024  # a handshake with a long chain is ~20 KiB
 LEGACY_PROBED = ("SSLv3", "TLSv1.0", "TLSv1.1")
 MAX_ORDER_PROBES = 24  # handshakes to learn the server's TLS 1.2 order (reference suites only)
@@ -66,8 +73,27 @@ class Endpoint:
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
     port: int
     hostname: str | None  # what the user typed, sent as SNI; None when they typed an address
-    timeout: float = 5.0
+    dialer: Dialer  # the scan's budget; its deadline bounds the whole grading
     ca_file: Path | None = None
+
+    @property
+    def timeout(self) -> float:
+        return self.dialer.read_timeout
+
+
+def grading_dialer(dialer: Dialer) -> Dialer:
+    """The dialer a TLS grade runs on: the scan's budget, and a deadline of its own
+    (Limits.tls_endpoint_s from now), not the port's: grading needs tens of handshakes."""
+    return replace(dialer, deadline=time.monotonic() + dialer.budget.limits.tls_endpoint_s)
+
+
+def standalone_endpoint(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int, hostname: str | None,
+    timeout: float = 2.0, ca_file: Path | None = None,
+) -> Endpoint:
+    """An endpoint to grade outside a scan (tests, benchmarks): a budget of its own."""
+    budget = ScanBudget(Limits(timeout=timeout))
+    return Endpoint(address, port, hostname, grading_dialer(Dialer.for_port(budget)), ca_file)
 
 
 @dataclass(frozen=True)
@@ -79,73 +105,33 @@ class ScanOutcome:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-# --- bounded sockets ---------------------------------------------------------------------------
+# --- connections: from the network layer ------------------------------------------------------
 
-
-class BoundedSocket:
-    """A socket whose reads stop at a deadline and a byte cap; otherwise the real socket."""
-
-    def __init__(self, sock: socket.socket, lifetime: float, byte_cap: int) -> None:
-        self._sock = sock
-        self._deadline = time.monotonic() + lifetime
-        self._timeout = sock.gettimeout()
-        self._left = byte_cap
-
-    def _arm(self) -> None:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("connection lifetime exceeded")
-        self._sock.settimeout(min(self._timeout or remaining, remaining))
-
-    def recv(self, size: int, *flags: int) -> bytes:
-        self._arm()
-        data = self._sock.recv(min(size, max(self._left, 1)), *flags)
-        self._left -= len(data)
-        if self._left < 0:
-            raise ConnectionResetError("byte cap reached")
-        return data
-
-    def send(self, data: bytes, *flags: int) -> int:
-        self._arm()
-        return self._sock.send(data, *flags)
-
-    def sendall(self, data: bytes, *flags: int) -> None:
-        self._arm()
-        self._sock.sendall(data, *flags)
-
-    def settimeout(self, value: float | None) -> None:
-        self._timeout = value
-
-    def gettimeout(self) -> float | None:
-        return self._timeout
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
+_current_dialer: contextvars.ContextVar[Dialer] = contextvars.ContextVar("tls_dialer")
 _install_lock = threading.Lock()
 _installed = False
 
 
 def install_connection_bounds() -> None:
-    """Make every direct connection sslyze opens a BoundedSocket (idempotent)."""
+    """Make every direct connection sslyze opens come from the network layer (idempotent)."""
     global _installed
     with _install_lock:
         if _installed:
             return
         from sslyze.connection_helpers import tls_connection
 
-        original = tls_connection._open_socket_for_direct_connection
-
-        def bounded(server_location: ServerNetworkLocation, network_timeout: int) -> Any:
-            sock = original(server_location, network_timeout)
+        def from_the_network_layer(
+            server_location: ServerNetworkLocation, network_timeout: int
+        ) -> SocketAdapter:
+            dialer = _current_dialer.get(None)
+            if dialer is None:  # only ever reached from scan_endpoint's jobs
+                raise ConnectionError("sslyze connection outside a TLS endpoint scan")
+            endpoint = NetEndpoint(str(server_location.ip_address), server_location.port)
             lifetime = CONNECTION_LIFETIME_FACTOR * float(network_timeout)
-            return BoundedSocket(sock, lifetime, CONNECTION_BYTE_CAP)
+            return dialer.open_socket(endpoint, cap=CONNECTION_BYTE_CAP, lifetime=lifetime,
+                                      bulk=True)
 
-        tls_connection._open_socket_for_direct_connection = bounded
+        tls_connection._open_socket_for_direct_connection = from_the_network_layer
         _load_sslyze_trust_stores()
         _installed = True
 
@@ -164,33 +150,24 @@ def _load_sslyze_trust_stores() -> None:
         TrustStoresRepository.get_default().get_all_stores()
 
 
-# --- per-host pools ----------------------------------------------------------------------------
-
-_pools: dict[str, futures.ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def host_pool(address: str) -> futures.ThreadPoolExecutor:
-    """The one pool through which every connection to `address` goes (the per-host cap)."""
-    with _pools_lock:
-        pool = _pools.get(address)
-        if pool is None:
-            pool = futures.ThreadPoolExecutor(HOST_CONNECTIONS, thread_name_prefix="tls-" + address)
-            _pools[address] = pool
-        return pool
+# --- jobs of one endpoint -----------------------------------------------------------------------
 
 
 class _Budget:
-    """Runs jobs on the host pool; a job not started by the deadline is skipped."""
+    """Runs an endpoint's jobs on its pool, each with the endpoint's dialer in its context;
+    a job not started by the deadline is skipped."""
 
-    def __init__(self, pool: futures.ThreadPoolExecutor, deadline: float) -> None:
+    def __init__(self, pool: futures.ThreadPoolExecutor, dialer: Dialer) -> None:
         self.pool = pool
-        self.deadline = deadline
+        self.dialer = dialer
+        self.deadline = dialer.deadline
         self.jobs = 0
         self._lock = threading.Lock()
 
     def submit(self, function: Callable[..., Any], *args: Any) -> futures.Future[Any]:
-        return self.pool.submit(self._run, function, args)
+        context = contextvars.copy_context()
+        context.run(_current_dialer.set, self.dialer)
+        return self.pool.submit(context.run, self._run, function, args)
 
     def _run(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         if time.monotonic() > self.deadline:
@@ -220,20 +197,24 @@ def scan_endpoint(endpoint: Endpoint, hsts: Hsts | None = None) -> ScanOutcome:
     # servers ignore it, and certificate_info then matches against the address, as we want.
     config = ServerNetworkConfiguration(
         tls_server_name_indication=name,
-        network_timeout=endpoint.timeout,  # type: ignore[arg-type]  # used as a float
+        # a handshake is a few round trips: two read timeouts for each of sslyze's connections
+        network_timeout=HANDSHAKE_TIMEOUTS * endpoint.timeout,  # type: ignore[arg-type]
         network_max_retries=NETWORK_RETRIES,
     )
-    budget = _Budget(
-        host_pool(address), started + ENDPOINT_BUDGET_FACTOR * endpoint.timeout
-    )
+    pool = futures.ThreadPoolExecutor(ENDPOINT_JOBS, thread_name_prefix=f"tls-{endpoint.port}")
+    budget = _Budget(pool, endpoint.dialer)
     try:
-        probing = budget.submit(check_connectivity_to_server, location, config).result(
-            timeout=max(0.1, budget.deadline - time.monotonic())
-        )
-    except Exception as error:  # no handshake at all: nothing to grade
-        return ScanOutcome(None, _error_text(error), time.monotonic() - started, budget.jobs)
-    server = ServerConnectivityInfo(location, config, probing)
-    gathered = _gather(server, budget, endpoint)
+        try:
+            probing = budget.submit(check_connectivity_to_server, location, config).result(
+                timeout=max(0.1, budget.deadline - time.monotonic())
+            )
+        except Exception as error:  # no handshake at all: nothing to grade
+            return ScanOutcome(None, _error_text(error), time.monotonic() - started, budget.jobs)
+        server = ServerConnectivityInfo(location, config, probing)
+        gathered = _gather(server, budget, endpoint)
+    finally:
+        # Jobs still running end at their connection's deadline; none is left queued.
+        pool.shutdown(wait=False, cancel_futures=True)
     facts = _facts(gathered, endpoint, name, hsts or Hsts())
     return ScanOutcome(facts, None, time.monotonic() - started, budget.jobs, gathered.notes)
 

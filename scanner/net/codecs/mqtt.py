@@ -55,19 +55,21 @@ def encode_length(length: int) -> bytes:
             return bytes(out)
 
 
-def connect_packet(client_id: str, protocol_level: int = PROTOCOL_LEVEL_311) -> bytes:
+def connect_packet(
+    client_id: str, protocol_level: int = PROTOCOL_LEVEL_311, keep_alive: int = KEEP_ALIVE
+) -> bytes:
     """CONNECT with clean session and no username or password (connect flags 0x02)."""
     encoded = client_id.encode()
     variable = (
         struct.pack("!H", 4) + b"MQTT" + bytes([protocol_level, CLEAN_SESSION])
-        + struct.pack("!H", KEEP_ALIVE)
+        + struct.pack("!H", keep_alive)
     )
     body = variable + struct.pack("!H", len(encoded)) + encoded
     return bytes([0x10]) + encode_length(len(body)) + body
 
 
 # Identification's probe: protocol level 0 and an empty client id, refused before auth.
-IDENTIFY_PROBE = connect_packet("", UNUSED_PROTOCOL_LEVEL)
+IDENTIFY_PROBE = connect_packet("", UNUSED_PROTOCOL_LEVEL, keep_alive=60)
 
 
 def parse_connack(data: bytes) -> Connack | None:
