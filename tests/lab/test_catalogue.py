@@ -316,9 +316,12 @@ def test_etcd_kept_its_key_and_was_only_read(home: Lab, report: dict[str, Any]) 
 def test_plain_http_logins_are_flagged(report: dict[str, Any]) -> None:
     flagged = {port for port in {entry["port"] for entry in report["targets"][0]["ports"]}
                if "http.plain_login" in {f["id"] for f in _findings(report, port)}}
-    # Jupyter's token form and the Basic challenges of the node exporter and the catch-all
-    assert {8889, 9101, 8081} <= flagged, flagged
+    # qBittorrent's and Cockpit's login forms, the Basic challenges of Transmission, the node
+    # exporter and the catch-all
+    assert {18091, 9090, 9093, 9101, 8081} <= flagged, flagged
     # no login there: open products, a catch-all page, TLS (Syncthing), non-HTTP services
     assert not flagged & {8888, 8080, 8082, 631, 2379, SYNCTHING_LOCKED, 21, 5432}, flagged
-    evidence = next(f["evidence"] for f in _findings(report, 8889) if f["id"] == "http.plain_login")
-    assert "password field" in evidence
+    form = next(f["evidence"] for f in _findings(report, 18091) if f["id"] == "http.plain_login")
+    assert "password field" in form
+    basic = next(f["evidence"] for f in _findings(report, 9093) if f["id"] == "http.plain_login")
+    assert "HTTP Basic" in basic
