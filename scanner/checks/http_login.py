@@ -17,7 +17,6 @@ import re
 from typing import Any
 
 from scanner.checks.base import CheckContext, CheckResult, FindingSpec, Severity
-from scanner.net import Connector, Dialer, Endpoint, Limits, ScanBudget
 from scanner.net.http import HttpReply
 from scanner.report.sanitize import safe_text
 
@@ -76,8 +75,8 @@ class PlainLoginCheck:
         path = str(http.get("path") or "/")
         if not path.startswith("/"):
             path = "/"
-        reply = _connector(context).get(path, accept="text/html,application/xhtml+xml,*/*;q=0.8",
-                                        body_cap=PAGE_CAP)
+        reply = context.connector.with_tls(False).get(
+            path, accept="text/html,application/xhtml+xml,*/*;q=0.8", body_cap=PAGE_CAP)
         if reply is None:
             return CheckResult()
         login = login_on_page(reply)
@@ -90,14 +89,6 @@ class PlainLoginCheck:
                         "http:// to https://, and send HSTS; or reach it over a VPN.",
         )
         return CheckResult((finding,), {"http": {"plain_login": login}})
-
-
-def _connector(context: CheckContext) -> Connector:
-    """A bounded connection to this port (issue 12: the check context will hand one out)."""
-    budget = ScanBudget(Limits(timeout=min(2.0, context.options.timeout)))
-    endpoint = Endpoint(str(context.target.address), context.port, False,
-                        context.target.hostname, context.host_header)
-    return Connector(Dialer.for_port(budget), endpoint)
 
 
 CHECK = PlainLoginCheck()

@@ -66,9 +66,13 @@ def load_catalogue(paths: Iterable[Path] | None = None) -> Catalogue:
     protocols: list[ProtocolProduct] = []
     for path in paths if paths is not None else product_files():
         product = load_product(path)
-        (http if isinstance(product, HttpProduct) else protocols).append(product)
+        if isinstance(product, HttpProduct):
+            http.append(product)
+        else:
+            protocols.append(product)
     _unique([product.key for product in http], "HTTP product key")
-    _unique([product.source for product in (*http, *protocols)], "product file name")
+    sources = [item.source for item in http] + [item.source for item in protocols]
+    _unique(sources, "product file name")
     return Catalogue(tuple(http), tuple(protocols))
 
 
