@@ -293,6 +293,22 @@ def test_exactly_one_anonymous_ftp_attempt(home: Lab, report: dict[str, Any],
     assert set(commands) <= {"FEAT", "USER", "PASS", "QUIT"}, commands
 
 
+def test_quiet_servers_logged_nothing_about_us(home: Lab, report: dict[str, Any]) -> None:
+    # locked X server, exporter behind basic auth and etcd with auth: not a line about us
+    for name in ("xvfb-6011", "node-exporter-9101", "etcd-2479"):
+        log = log_text(daemon_named(home, name))
+        assert "203.0.113.1" not in log and "rejected" not in log, (name, log[-1500:])
+
+
+def test_registry_logged_one_challenge_and_no_credential(home: Lab, report: dict[str, Any]) -> None:
+    # distribution logs a warning for every 401 challenge, as for any `docker pull`; with no
+    # credential sent it can say nothing else, and /v2/_catalog is never asked once /v2/ is 401
+    log = log_text(daemon_named(home, "registry-5001"))
+    challenges = re.findall(r"error authorizing context: basic authentication challenge", log)
+    assert len(challenges) == 1, log[-2000:]
+    assert "_catalog" not in log
+
+
 def test_postgresql_saw_no_login(home: Lab, report: dict[str, Any]) -> None:
     log = log_text(daemon_named(home, "postgresql-5432"))
     assert "connection received: host=203.0.113.1" in log  # log_connections: we were there
