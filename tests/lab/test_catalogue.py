@@ -297,7 +297,7 @@ def test_quiet_servers_logged_nothing_about_us(home: Lab, report: dict[str, Any]
     # locked X server, exporter behind basic auth and etcd with auth: not a line about us
     for name in ("xvfb-6011", "node-exporter-9101", "etcd-2479"):
         log = log_text(daemon_named(home, name))
-        assert "203.0.113.1" not in log and "rejected" not in log, (name, log[-1500:])
+        assert not re.search(r"203\.0\.113\.1(?!\d)|rejected", log), (name, log[-1500:])
 
 
 def test_registry_logged_one_challenge_and_no_credential(home: Lab, report: dict[str, Any]) -> None:
