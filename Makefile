@@ -33,10 +33,13 @@ unit: venv
 LAB_CACHE := .lab-cache
 NODE_RED := $(LAB_CACHE)/npm/node_modules/.package-lock.json
 ESPHOME := $(LAB_CACHE)/esphome-venv/.installed
+HOME_ASSISTANT := $(LAB_CACHE)/ha-venv/.installed
+# Python 3.11: HA 2024.1.6, the last release for it (tests/lab/ha-requirements.txt).
+HA_PYTHON ?= python3.11
 JUPYTER := $(LAB_CACHE)/jupyter-venv/.installed
 OCTOPRINT := $(LAB_CACHE)/octoprint-venv/.installed
 
-lab-deps: $(NODE_RED) $(ESPHOME) $(JUPYTER) $(OCTOPRINT)
+lab-deps: $(NODE_RED) $(ESPHOME) $(HOME_ASSISTANT) $(JUPYTER) $(OCTOPRINT)
 
 $(NODE_RED): tests/lab/npm/package.json tests/lab/npm/package-lock.json
 	mkdir -p $(LAB_CACHE)/npm
@@ -57,6 +60,12 @@ $(OCTOPRINT):
 	$(PYTHON) -m venv $(LAB_CACHE)/octoprint-venv
 	$(LAB_CACHE)/octoprint-venv/bin/pip install --quiet 'octoprint==1.11.8'
 	touch $(OCTOPRINT)
+
+$(HOME_ASSISTANT): tests/lab/ha-requirements.txt
+	rm -rf $(LAB_CACHE)/ha-venv
+	$(HA_PYTHON) -m venv $(LAB_CACHE)/ha-venv
+	$(LAB_CACHE)/ha-venv/bin/pip install --quiet -r tests/lab/ha-requirements.txt
+	touch $(HOME_ASSISTANT)
 
 lab: deps lab-deps
 	$(BIN)/python -m pytest -q tests/lab
