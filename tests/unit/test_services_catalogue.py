@@ -80,6 +80,7 @@ TITLES = {
     "synology-dsm": "Synology DiskStation - nas",
     "gitea-install": "Installation -  Gitea: Git with a cup of tea",
     "gitea-installed": "Gitea: Git with a cup of tea", "uptime-kuma": "Uptime Kuma",
+    "vaultwarden": "Vaultwarden Web",
 }
 # the redirect identification followed (Location hints), per fixture
 REDIRECTS = {"kibana-open": "/spaces/enter", "kibana-secured": "/login?next=%2F"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,18 @@ def test_checks_list_shows_every_product_and_finding(capsys: pytest.CaptureFixtu
     assert f"Products of the services check ({len(CATALOGUE.all())}," in out
     for product in CATALOGUE.all():
         assert product.name[:30] in out, product.name
+
+
+# Home Assistant's own API paths: a 401 on one of them is a failed login towards its IP ban.
+# A product probed on every HTTP port (no hints) must never ask them.
+HOME_ASSISTANT_API = re.compile(r"^/(api|auth)(/|$)")
+
+
+def test_products_probed_everywhere_never_ask_home_assistant_api_paths() -> None:
+    for product in HTTP_PRODUCTS:
+        if product.hints:
+            continue
+        for request in product.requests():
+            assert not HOME_ASSISTANT_API.match(request.path) or request.path in (
+                "/api/auth",  # Pi-hole's: HA has no such view (404, not a 401)
+            ), f"{product.source}: {request.path}"

@@ -124,10 +124,10 @@ SKIP_HTTP_PRODUCTS = frozenset({"Home Assistant"})
 
 
 def assess_http(context: CheckContext) -> list[Judged]:
-    if context.identity.product in SKIP_HTTP_PRODUCTS:
+    http = context.identity.details.get("http") or {}
+    if {context.identity.product, http.get("application_hint")} & SKIP_HTTP_PRODUCTS:
         return []
     fetcher = HttpFetcher(context.connector)
-    http = context.identity.details.get("http") or {}
     found = []
     for product in HTTP_PRODUCTS:
         if not hinted(product, http):
