@@ -80,10 +80,12 @@ TITLES = {
     "synology-dsm": "Synology DiskStation - nas",
     "gitea-install": "Installation -  Gitea: Git with a cup of tea",
     "gitea-installed": "Gitea: Git with a cup of tea", "uptime-kuma": "Uptime Kuma",
-    "vaultwarden": "Vaultwarden Web",
+    "vaultwarden": "Vaultwarden Web", "nextcloud-installer": "Nextcloud",
+    "nextcloud-installed": "Nextcloud", "plex-claimed": "Unauthorized",
 }
 # the redirect identification followed (Location hints), per fixture
-REDIRECTS = {"kibana-open": "/spaces/enter", "kibana-secured": "/login?next=%2F"}
+REDIRECTS = {"kibana-open": "/spaces/enter", "kibana-secured": "/login?next=%2F",
+             "unifi-network": "/manage"}
 RELATIVE_LOGIN = {"code-server-password"}
 
 
