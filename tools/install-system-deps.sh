@@ -25,6 +25,10 @@ PACKAGES=(
     redis-server memcached tigervnc-standalone-server tigervnc-tools inetutils-telnetd
     unbound ntpsec snmpd miniupnpd avahi-daemon openvpn influxdb samba
     gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    # lab (issue 18): what else self-hosters forward, each run open and locked down
+    vsftpd rsync xvfb postgresql mariadb-server cups prometheus-node-exporter
+    transmission-daemon qbittorrent-nox deluge-web docker-registry etcd-server syncthing
+    cockpit-ws rpcbind curl
 )
 
 # Node-RED (lab) installs from npm: Debian's node and npm only when the machine has none.

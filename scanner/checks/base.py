@@ -96,6 +96,8 @@ class CheckResult:
     # behind nginx): replaces what identification guessed from headers.
     product: str | None = None
     version: str | None = None
+    # The protocol this check found on a port identification could not name (X11, PostgreSQL)
+    service: str | None = None
 
 
 class Check(Protocol):

@@ -29,6 +29,7 @@ class PortChecks:
     errors: list[str] = field(default_factory=list)
     product: str | None = None
     version: str | None = None
+    service: str | None = None
 
 
 def run_checks(
@@ -106,4 +107,6 @@ def _check_port(
         outcome.notes.extend(result.notes)
         if result.product:
             outcome.product, outcome.version = result.product, result.version
+        if result.service:
+            outcome.service = result.service
     return outcome
