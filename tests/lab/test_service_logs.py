@@ -32,7 +32,9 @@ from tests.lab.support_services import mosquitto_tls
 pytestmark = pytest.mark.lab
 
 NGINX_LEVEL = re.compile(r"^\S+ \S+ \[(?P<level>\w+)\]")
-NGINX_NOT_FOUND = re.compile(r'open\(\) "[^"]+" failed \(2: No such file or directory\)')
+NGINX_NOT_FOUND = re.compile(
+    r'(open\(\) "[^"]+" failed|"[^"]+" is not found) \(2: No such file or directory\)'
+)
 SSHD_CONNECTION_LINE = re.compile(
     r"^(Connection from \S+ port \d+ on \S+ port \d+"
     r"|Connection (closed|reset) by \S+ port \d+ \[preauth\]"
