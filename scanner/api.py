@@ -41,6 +41,7 @@ class ScanOptions:
     internetdb_url: str | None = None
     udp: bool = False  # --udp: probe the UDP services self-hosters expose (DNS, NTP, SSDP...)
     udp_dns_name: str = "example.com"  # the name the open-resolver test asks for
+    family: int | None = None  # 4 or 6 (-4 / -6): only the addresses of that IP version
 
 
 def scan(
@@ -55,7 +56,9 @@ def scan(
     recorded in the report's errors and the scan goes on with the next.
     """
     options = options or ScanOptions()
-    targets = parse_targets(list(inputs), allow_large_range=options.allow_large_range)
+    targets = parse_targets(
+        list(inputs), allow_large_range=options.allow_large_range, family=options.family
+    )
     engine = choose_engine(options.engine)
     started_wall = _now()
     started = time.monotonic()

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scanner import __version__
-from scanner.diff import tls_facts
 from scanner.diff.model import Change, ReportDiff, ScanRef
 from scanner.diff.render import change_line
 from scanner.findings import Severity
@@ -71,11 +70,12 @@ class TargetState:
     scan_id: str
     scanned_at: str
     addresses: tuple[str, ...] = ()
+    open_count: int | None = None  # summary.open_ports; None: len(open_ports)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
-            "open_ports": len(self.open_ports),
+            "open_ports": len(self.open_ports) if self.open_count is None else self.open_count,
             "ports": list(self.open_ports),
             "worst_severity": self.worst_severity,
             "tls_grade": self.tls_grade,
@@ -124,30 +124,22 @@ def states_for(report: Mapping[str, Any]) -> list[TargetState]:
 
 
 def _state(name: str, targets: list[Mapping[str, Any]], scan: Mapping[str, Any]) -> TargetState:
-    ports: set[tuple[int, str]] = set()
-    severities: list[Severity] = []
-    grades: list[str] = []
-    for target in targets:
-        for port in target.get("ports", []):
-            if port.get("state") == "open":
-                ports.add((int(port["port"]), str(port.get("protocol", "tcp"))))
-                grade = tls_facts.grade(port.get("details"))
-                if grade:
-                    grades.append(grade)
-        for finding in target.get("findings", []):
-            try:
-                severities.append(Severity(finding.get("severity")))
-            except ValueError:
-                continue
-    worst = max(severities, key=lambda s: s.rank, default=None)
+    """Open ports, worst severity and TLS grade as every report counts them (one definition:
+    scanner.report.summary), so the sensors in Home Assistant match the report."""
+    from scanner.report.summary import summarize
+    from scanner.store.codec import report_from_dict
+
+    summary = summarize(report_from_dict({"scan": dict(scan), "targets": list(targets)}))
+    labels = [service.label for service in summary.services]
     return TargetState(
         target=name,
-        open_ports=tuple(f"{port}/{protocol}" for port, protocol in sorted(ports)),
-        worst_severity=str(worst) if worst else "none",
-        tls_grade=max(grades, key=tls_facts.grade_rank) if grades else "none",
+        open_ports=tuple(dict.fromkeys(labels)),
+        worst_severity=str(summary.worst) if summary.worst else "none",
+        tls_grade=summary.worst_grade.display if summary.worst_grade else "none",
         scan_id=str(scan.get("id", "")),
         scanned_at=str(scan.get("finished_at") or scan.get("started_at") or ""),
         addresses=tuple(str(target.get("address")) for target in targets),
+        open_count=summary.open_ports,
     )
 
 

@@ -1,0 +1,103 @@
+"""Progress on stderr, fed by (stage, target, done, total) events.
+
+The pipeline reports what it did as events; this turns them into a rich progress bar per
+stage and address (only when stderr is a terminal) and into `-v` log lines when a stage
+starts and ends. Anything that can say "stage X of target T: done of total" can feed it,
+as often as it likes (per port, per probe):
+
+    with ProgressDisplay(stderr_console()) as progress:
+        progress.event("discovery", "203.0.113.10", 120, 1000)
+        report = scan(targets, options, progress=progress.scan_callback)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from scanner.report.sanitize import safe_text
+from scanner.targets import Target
+
+log = logging.getLogger("exposure.progress")
+
+# What the total of each stage counts, for the -v lines.
+STAGE_UNITS = {
+    "discovery": "ports",
+    "identification": "open ports",
+    "checks": "open ports",
+    "udp": "UDP probe rounds",
+}
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    stage: str  # discovery, identification, checks, udp (more may come)
+    target: str  # the address (or name) the stage works on
+    done: int
+    total: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.target, self.stage)
+
+
+class ProgressDisplay:
+    """Bars on a terminal (transient: gone when the scan ends), -v logs everywhere."""
+
+    def __init__(self, console: Console, *, bars: bool | None = None) -> None:
+        self.console = console
+        self.bars = console.is_terminal if bars is None else bars
+        self._progress: Progress | None = None
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+        self._state: dict[tuple[str, str], str] = {}  # "running" | "done"
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.bars:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def event(self, stage: str, target: str, done: int, total: int) -> None:
+        self.show(ProgressEvent(safe_text(stage, 32), safe_text(target, 128), max(done, 0),
+                                max(total, 0)))
+
+    def show(self, event: ProgressEvent) -> None:
+        self._log(event)
+        if self._progress is None:
+            return
+        task = self._tasks.get(event.key)
+        if task is None:
+            task = self._progress.add_task(f"{event.target}: {event.stage}", total=event.total)
+            self._tasks[event.key] = task
+        self._progress.update(task, completed=event.done, total=event.total)
+
+    def scan_callback(self, target: Target, stage: str, done: int, total: int) -> None:
+        """scanner.api.ScanProgress: the library's callback shape."""
+        self.event(stage, str(target.address), done, total)
+
+    def _log(self, event: ProgressEvent) -> None:
+        state = self._state.get(event.key)
+        unit = STAGE_UNITS.get(event.stage, "steps")
+        if state is None:
+            self._state[event.key] = "running"
+            log.info("%s: %s of %d %s", event.target, event.stage, event.total, unit)
+        if event.total and event.done >= event.total and self._state[event.key] != "done":
+            self._state[event.key] = "done"
+            log.info("%s: %s done", event.target, event.stage)
