@@ -1,4 +1,4 @@
-"""The terminal report: the answer first, what to fix grouped, and no server driving the terminal."""
+"""The terminal report: the answer first, grouped fixes, and no server driving the terminal."""
 
 from __future__ import annotations
 
