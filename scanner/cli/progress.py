@@ -64,6 +64,9 @@ class ProgressDisplay:
                 TimeElapsedColumn(),
                 console=self.console,
                 transient=True,
+                # stdout is the report's alone: never route it through the live display
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
             self._progress.start()
         return self

@@ -66,7 +66,7 @@ GRADE_STYLES = {
 STATUS_LABELS = {
     "not_safe": ("NOT SAFE", "bold white on red"),
     "needs_attention": ("NEEDS ATTENTION", "bold black on yellow"),
-    "ok": ("OK", "bold"),
+    "ok": ("OK", "bold white on green"),  # the verdict, not a port: green is earned here
     "unknown": ("UNKNOWN", "bold"),
 }
 CODE_STYLE = "cyan"

@@ -38,8 +38,11 @@ def collect_targets(
         if argument == STDIN:
             texts += _read_stream(stdin or sys.stdin, "standard input")
             stdin_used = True
+        elif not argument.strip():
+            raise BadInput("an empty target was given (a hostname, an IP address or a small "
+                           "CIDR)")
         else:
-            texts.append(argument)
+            texts.append(argument.strip())
     if list_file is not None:
         if list_file == STDIN:
             if stdin_used:
