@@ -339,12 +339,20 @@ def _service(key: tuple[str, int, str], seen: list[tuple[TargetReport, PortRepor
         port=number,
         protocol=protocol,
         service=safe_text(_first(p.service for p in ports), 64),
-        product=safe_text(_first(p.product for p in ports), 128),
+        product=safe_text(_first([*(p.product for p in ports), *map(_found_product, ports)]),
+                          128),
         version=safe_text(_first(p.version for p in ports), 128),
         tls_grade=worst_grade(g for g in map(grade_of, tls) if g is not None),
         addresses=tuple(dict.fromkeys(safe_text(t.address, NAME_CHARS) for t, _ in seen)),
         worst=worst,
     )
+
+
+def _found_product(port: PortReport) -> str | None:
+    """What a check named the service (details.product.name: Node-RED, Redis...)."""
+    found = port.details.get("product") if isinstance(port.details, Mapping) else None
+    name = found.get("name") if isinstance(found, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 def _first(values: Iterable[str | None]) -> str:

@@ -72,6 +72,11 @@ STATUS_LABELS = {
 CODE_STYLE = "cyan"
 CHANGE_MARKS = {"added": ("+", "red"), "removed": ("-", "green"), "changed": ("~", "yellow")}
 LIST_INDENT = 14  # " 1. CRITICAL  " : the text of a list item starts here
+# In the list a fix keeps its first sentences up to this many characters (about three lines):
+# the first screen then holds the verdict and the worst problems. The whole fix follows below.
+LIST_FIX_CHARS = 260
+FIX_CONTINUES = " … [the whole fix is under What was seen, below]"
+_SENTENCE_END = re.compile(r"[.;:](?=\s)")
 
 
 def render_terminal(
@@ -180,8 +185,31 @@ def _render_problem(number: int, problem: ProblemGroup, out: _Out) -> None:
     for index, fix in enumerate(fixes):
         bullet = "- " if len(fixes) > 1 else ""
         label = "fix: " if index == 0 else "     "
-        out.wrapped(_code_segments(fix), prefix=Text(indent + label + bullet),
+        out.wrapped(_code_segments(short_fix(fix)), prefix=Text(indent + label + bullet),
                     indent=indent + " " * (len(label) + len(bullet)))
+
+
+def short_fix(fix: str, limit: int = LIST_FIX_CHARS) -> str:
+    """The fix's first sentences within `limit` characters, marked when more follows below.
+    Cut after a full stop if there is one (else after ; or :), never inside parentheses or a
+    `code span`: a command must be copied whole or not at all."""
+    if len(fix) <= limit:
+        return fix
+    ends = [match for match in _SENTENCE_END.finditer(fix, 0, limit)
+            if match.end() > limit // 3 and not _inside_code(fix, match.end())
+            and fix.count("(", 0, match.end()) == fix.count(")", 0, match.end())]
+    stops = [match for match in ends if match.group(0) == "."] or ends
+    if not stops:
+        return fix
+    return fix[:stops[-1].end()].rstrip(" :;") + FIX_CONTINUES
+
+
+def _inside_code(text: str, position: int) -> bool:
+    return text.count("`", 0, position) % 2 == 1
+
+
+def _is_short(fix: str) -> bool:
+    return short_fix(fix) == fix
 
 
 def _code_segments(text: str) -> list[tuple[str, str]]:
@@ -363,6 +391,10 @@ def _render_evidence(view: ReportView, out: _Out) -> None:
         if len(findings) > EVIDENCE_PLACES_SHOWN:
             out.line(Text(f"    … and {len(findings) - EVIDENCE_PLACES_SHOWN} more places "
                           "in the JSON or HTML report", style="dim"))
+        for fix in problem.fixes:
+            if not _is_short(fix) or index > urgent:  # the list showed less, or nothing
+                out.wrapped([("fix: ", "dim"), *_code_segments(fix)], prefix=Text("    "),
+                            indent="         ")
         for reference in problem.references[:3]:
             out.wrapped([("see: ", "dim"), (reference, "")], prefix=Text("    "),
                         indent="         ")

@@ -9,7 +9,7 @@ import re
 from rich.console import Console
 
 from scanner.findings.model import Finding, Severity
-from scanner.report.terminal import render_terminal
+from scanner.report.terminal import render_terminal, short_fix
 from tests.unit.test_report_samples import hostile_diff, hostile_report, sample_diff, sample_report
 
 # What rich itself emits for colour: SGR sequences only (ESC [ digits;... m).
@@ -57,7 +57,7 @@ def test_a_problem_on_several_ports_and_addresses_is_listed_once() -> None:
             "tls.no_hsts", Severity.LOW, "No HSTS header", "no Strict-Transport-Security",
             "Add Strict-Transport-Security: max-age=31536000.", 8123))
     text = _render(report)
-    answer = text[:text.index("What was seen")]
+    answer = text[:text.index("\nWhat was seen\n")]
     assert answer.count("tls.no_hsts") == 1 and answer.count("ha.onboarding_open") == 1
     assert "443 and 8123 on IPv4 and IPv6 · tls.no_hsts" in text.replace("\n", " ")
     assert "443 on IPv4 and IPv6; 8123 on IPv4 only" not in text
@@ -190,7 +190,7 @@ def test_binary_greetings_are_not_printed() -> None:
 
 def test_evidence_follows_with_where_the_rest_is() -> None:
     text = _render(sample_report())
-    seen = text[text.index("What was seen"):]
+    seen = text[text.index("\nWhat was seen\n"):]
     assert " 1. ha.onboarding_open" in seen
     assert ("port 8123/tcp on 198.51.100.7: GET /api/onboarding answered 200 with … [more in "
             "the JSON or HTML report]") in seen.replace("\n      ", " ")
@@ -257,10 +257,28 @@ def test_the_same_finding_on_both_addresses_shows_once() -> None:
     v4, v6 = report.targets
     v6.findings = [f for f in v4.findings if f.id == "ssh.password_auth"]
     text = _render(report)
-    answer = text[:text.index("What was seen")]
+    answer = text[:text.index("\nWhat was seen\n")]
     assert answer.count("ssh.password_auth") == 1
     assert "22 on IPv4 and IPv6 · ssh.password_auth" in text
     assert "1883 on IPv4 only · mqtt.anonymous" in text
     assert "Open ports of home.example (all its addresses)" in text
     quiet = _render(report, quiet=True)
     assert "ssh.password_auth home.example 22 on IPv4 and IPv6:" in quiet
+
+
+def test_a_long_fix_is_shortened_in_the_list_and_whole_below() -> None:
+    report = sample_report()
+    finding = report.targets[0].findings[0]
+    whole = ("Onboard now: open Home Assistant and create the owner account. Until then, remove "
+             "the port forward: whoever finishes onboarding first owns it. (The checklist: "
+             "\"Set a password\"; " + "more words " * 20 + ") Run `ha core check` after.")
+    report.targets[0].findings[0] = dataclasses.replace(finding, remediation=whole)
+    text = _render(report, width=100)
+    answer, details = text.split("\nWhat was seen\n")
+    flat = " ".join(answer.split())
+    assert ("fix: Onboard now: open Home Assistant and create the owner account. Until then, "
+            "remove the port forward: whoever finishes onboarding first owns it. … [the whole fix "
+            "is under What was seen, below]") in flat
+    assert "more words" not in answer
+    assert "ha core check" in " ".join(details.split())
+    assert short_fix("`" + "x " * 200 + "`. Done.") == "`" + "x " * 200 + "`. Done."
