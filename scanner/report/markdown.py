@@ -194,7 +194,7 @@ def _summary(view: ReportView) -> str:
     for target in view.targets:
         ports = ", ".join(str(port.port) for port in target.open_ports) or "none"
         worst = str(target.worst) if target.worst else "none"
-        grades = " · ".join(f"{g.port}: **{md(g.grade)}**" for g in target.grades) or "-"
+        grades = " · ".join(f"{g.port}: **{md(g.shown)}**" for g in target.grades) or "-"
         rows.append(
             f"| {md_cell(target.input)} | {md_cell(target.address)} | {ports} | {worst} "
             f"| {grades} |"
@@ -255,7 +255,7 @@ def _target(target: TargetView) -> str:
 def _port_table(target: TargetView) -> str:
     rows = ["| Port | State | Service | Product | TLS | Seen |", "|---|---|---|---|---|---|"]
     for port in target.listed_ports:
-        tls = f"**{md(port.grade.grade)}**" if port.grade else ("yes" if port.tls else "")
+        tls = f"**{md(port.grade.shown)}**" if port.grade else ("yes" if port.tls else "")
         seen = "; ".join(f"{fact.label}: {fact.value}" for fact in port.highlights[:2])
         rows.append(
             f"| {port.label} | {md_cell(port.state)} | {md_cell(port.service)} "

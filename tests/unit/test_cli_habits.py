@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -266,3 +269,32 @@ def test_without_raw_sockets_auto_says_it_uses_connect(web: int) -> None:
            "engine runs" in run.stderr
     assert json.loads(run.stdout)["scan"]["engine"] == "connect"
     assert "Warning" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_no_python_warning_reaches_the_screen(web: int, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a library or an interrupted connection leaves (a warning, a coroutine never
+    awaited, an asyncio error record) stays off stderr; --debug shows it."""
+    import scanner.cli.scan as scan_module
+
+    real_scan = scan_module.scan
+
+    def noisy_scan(*args: object, **kwargs: object) -> object:
+        warnings.warn("a library complains about a server's data", RuntimeWarning,
+                      stacklevel=1)
+
+        async def forgotten() -> None:
+            return None
+
+        forgotten()  # type: ignore[unused-coroutine]  # "never awaited" when collected
+        gc.collect()
+        logging.getLogger("asyncio").error("Task exception was never retrieved")
+        return real_scan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "scan", noisy_scan)
+    assert main(_scan("127.0.0.1", "-p", str(web))) == 0
+    err = capsys.readouterr().err
+    assert err == "", err
+    assert main(_scan("127.0.0.1", "-p", str(web), "--debug")) == 0
+    err = capsys.readouterr().err
+    assert "Task exception was never retrieved" in err

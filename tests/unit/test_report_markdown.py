@@ -139,3 +139,11 @@ def test_the_crawler_table_has_no_volatile_headers() -> None:
     table = text[text.index("## What internet crawlers record"):]
     assert "HTTP/1.1 200 OK · Server: nginx/1.22.1" in table
     assert "Date" not in table and "ETag" not in table
+
+
+def test_t_and_m_grades_show_the_grade_they_would_have() -> None:
+    report = sample_report()
+    report.targets[0].ports[2].details["tls"].update(grade="T", grade_if_trust_ignored="A")
+    text = render_markdown(report)
+    assert "443: **T (A if trusted)**" in text
+    assert "| **T (A if trusted)** |" in text
