@@ -14,6 +14,7 @@ PACKAGES=(
     mosquitto                          # lab: MQTT broker
     openssl ca-certificates            # TLS tooling
     ssh-audit                          # cross-checks our SSH algorithm lists
+    fail2ban rsyslog                   # lab: sshd/dropbear syslog as auth.log, read by fail2ban-regex
     procps time                        # ps, /usr/bin/time for peak-memory measurements
     chromium                           # tests load the HTML report in headless Chromium
     util-linux                         # unshare, setpriv (tests: isolated mounts, unprivileged runs)

@@ -34,6 +34,10 @@ __all__ = [
 class CheckOptions:
     active: bool = False  # --active: confirmations one step further (never tokens, never writes)
     ca_file: Path | None = None  # --ca-file: extra trust anchors for TLS checks
+    # --ssh-auth-probe: ask OpenSSH (and servers other than Dropbear) their login methods,
+    # a request their logs may count as a failed login (scanner/checks/ssh/servers.py)
+    ssh_auth_probe: bool = False
+    ssh_host_keys: bool = False  # --ssh-host-keys: one more SSH connection per host key
 
 
 @dataclass(frozen=True)

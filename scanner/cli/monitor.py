@@ -115,11 +115,26 @@ def _history_table(rows: list[ScanRow], counts: dict[int, int]) -> None:
     for row in rows:
         table.add_row(
             str(row.seq), row.report_id or "-", row.started_at.replace("+00:00", "Z"),
-            row.status, safe_text(", ".join(row.inputs), 80),
-            str(counts.get(row.seq, row.open_ports)) if row.has_report else "-",
+            _status_cell(row), safe_text(", ".join(row.inputs), 80),
+            str(counts.get(row.seq, row.open_ports)) if row.has_report or row.has_partial
+            else "-",
             row.worst_severity or "-",
         )
-    cli_console.stdout_console().print(table)
+    console = cli_console.stdout_console()
+    console.print(table)
+    # How far each unfinished scan got, in words, under the table (too long for a cell).
+    for row in rows:
+        if row.summary is not None:
+            resume = (f"; `exposure scan --resume {row.seq}` scans the rest"
+                      if row.status in ("interrupted", "failed") else "")
+            console.print(f"#{row.seq} {safe_text(row.summary, 300)}{resume}", soft_wrap=True,
+                          markup=False, highlight=False)
+
+
+def _status_cell(row: ScanRow) -> str:
+    if row.progress is None or row.addresses_planned is None:
+        return row.status
+    return f"{row.status} {row.addresses_done}/{row.addresses_planned}"
 
 
 # --- show ------------------------------------------------------------------------------------
@@ -144,20 +159,34 @@ def show_command(
     shodan: Annotated[bool, typer.Option("--shodan", help="Terminal: crawler records.")] = False,
     no_color: NoColor = False,
 ) -> int:
-    """Render a stored scan again, in any report format (with its diff where the format has one)."""
+    """Render a stored scan again, in any report format (with its diff where the format has one).
+
+    An unfinished scan (interrupted, failed, still running) shows what it stored: a partial
+    report saying how far it got, without a diff (the missing addresses are not changes)."""
     cli_console.configure(no_color=no_color)
     plan = plan_outputs(output, output_all, output_format)
     with _open_store(db) as store:
         row = _get_scan(store, scan_ref)
-        data = store.load_report(row)
-        previous = store.latest_complete(inputs=row.inputs, before=row.seq)
         diff = None
-        if previous is not None:
-            diff = diff_reports(_side(store, previous), Side(data, _probed(row), row.seq))
+        if row.has_report:
+            data = store.load_report(row)
+            previous = store.latest_complete(inputs=row.inputs, before=row.seq)
+            if previous is not None:
+                diff = diff_reports(_side(store, previous), Side(data, _probed(row), row.seq))
+        else:
+            data = store.partial_report(row)
+            _say_partial(row)
     plan.prepare()
     render_outputs(report_from_dict(data), plan, shodan=shodan,
                    diff_for_files=for_reports(diff) if diff is not None else None)
     return EXIT_OK
+
+
+def _say_partial(row: ScanRow) -> None:
+    how_far = row.summary or row.status
+    rest = (f"; `exposure scan --resume {row.seq}` scans the rest"
+            if row.status in ("interrupted", "failed") else "")
+    sys.stderr.write(f"exposure: scan #{row.seq} is unfinished ({how_far}): partial report{rest}\n")
 
 
 def _open_store(db: Path | None) -> Store:

@@ -42,7 +42,8 @@ def preflight_command(
 ) -> int:
     """Is this LAN service safe to port-forward? SAFE TO FORWARD (exit 0) / NOT SAFE (exit 1).
 
-    Gives the blocking reasons and the fix for each; exit 3 when nothing answers."""
+    Gives the blocking reasons and the fix for each; exit 3 when nothing answers. An SSH
+    server is asked which logins it accepts (as --ssh-auth-probe does for `scan`)."""
     host, port = parse_service(service)
     external = parse_port(str(as_port), f"--as-port must be 1-65535 (got {as_port})") \
         if as_port is not None else None
@@ -51,9 +52,10 @@ def preflight_command(
     if not 0.05 <= timeout <= 60:
         raise BadInput(f"--timeout must be between 0.05 and 60 seconds (got {timeout})")
     options = ScanOptions(discovery=DiscoveryOptions(timeout=timeout))
-    verdict, _ = preflight(
-        host, port, external, check_options=CheckOptions(ca_file=ca_file), scan_options=options
-    )
+    # The owner's own device, from the LAN, before forwarding it: ask SSH servers which logins
+    # they accept (one request sshd may log as refused: scanner/checks/ssh/servers.py).
+    checks = CheckOptions(ca_file=ca_file, ssh_auth_probe=True)
+    verdict, _ = preflight(host, port, external, check_options=checks, scan_options=options)
     if output_format is PreflightFormat.JSON:
         sys.stdout.write(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=True) + "\n")
     else:

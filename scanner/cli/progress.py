@@ -26,11 +26,14 @@ log = logging.getLogger("exposure.progress")
 
 # What the total of each stage counts, for the -v lines.
 STAGE_UNITS = {
-    "discovery": "ports",
+    "discovery": "probes",
     "identification": "open ports",
     "checks": "open ports",
     "udp": "UDP probe rounds",
 }
+# Stages that are a running count, not a part of a whole (total 0): "open" ports found so far.
+COUNTS = {"open": "open ports found"}
+WHOLE_SCAN = "all addresses"
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class ProgressDisplay:
         self.bars = console.is_terminal if bars is None else bars
         self._progress: Progress | None = None
         self._tasks: dict[tuple[str, str], TaskID] = {}
-        self._state: dict[tuple[str, str], str] = {}  # "running" | "done"
+        self._seen: dict[tuple[str, str], ProgressEvent] = {}  # the last event of each stage
 
     def __enter__(self) -> ProgressDisplay:
         if self.bars:
@@ -76,6 +79,11 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+        if kind is None:  # totals grow while a scan streams: only the end knows them
+            for event in self._seen.values():
+                unit = STAGE_UNITS.get(event.stage, "steps")
+                log.info("%s: %s: %d of %d %s", event.target, event.stage, event.done,
+                         event.total, unit)
 
     def event(self, stage: str, target: str, done: int, total: int) -> None:
         self.show(ProgressEvent(safe_text(stage, 32), safe_text(target, 128), max(done, 0),
@@ -85,22 +93,26 @@ class ProgressDisplay:
         self._log(event)
         if self._progress is None:
             return
+        counted = event.stage in COUNTS
+        # A count shows as a full bar of what was found so far; a stage as done of total.
+        total = event.done if counted else event.total
         task = self._tasks.get(event.key)
         if task is None:
-            task = self._progress.add_task(f"{event.target}: {event.stage}", total=event.total)
+            label = COUNTS.get(event.stage, event.stage)
+            task = self._progress.add_task(f"{event.target}: {label}", total=total)
             self._tasks[event.key] = task
-        self._progress.update(task, completed=event.done, total=event.total)
+        self._progress.update(task, completed=event.done, total=total)
 
-    def scan_callback(self, target: Target, stage: str, done: int, total: int) -> None:
-        """scanner.api.ScanProgress: the library's callback shape."""
-        self.event(stage, str(target.address), done, total)
+    def scan_callback(self, target: Target | None, stage: str, done: int, total: int) -> None:
+        """scanner.api.ScanProgress: the library's callback (target None: the whole scan)."""
+        self.event(stage, WHOLE_SCAN if target is None else str(target.address), done, total)
 
     def _log(self, event: ProgressEvent) -> None:
-        state = self._state.get(event.key)
-        unit = STAGE_UNITS.get(event.stage, "steps")
-        if state is None:
-            self._state[event.key] = "running"
-            log.info("%s: %s of %d %s", event.target, event.stage, event.total, unit)
-        if event.total and event.done >= event.total and self._state[event.key] != "done":
-            self._state[event.key] = "done"
-            log.info("%s: %s done", event.target, event.stage)
+        if event.stage in COUNTS:
+            log.debug("%s: %s: %d", event.target, COUNTS[event.stage], event.done)
+            return
+        if event.key not in self._seen:
+            log.info("%s: %s started", event.target, event.stage)
+        else:
+            log.debug("%s: %s %d/%d", event.target, event.stage, event.done, event.total)
+        self._seen[event.key] = event

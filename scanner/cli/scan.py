@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,7 @@ from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, Debug, NoColor
 from scanner.cli import console as cli_console
 from scanner.cli.outputs import OutputFormat, OutputPlan, plan_outputs
 from scanner.cli.progress import ProgressDisplay
+from scanner.cli.signals import StopOnSignals
 from scanner.cli.validate import check_ca_file, check_db_path
 from scanner.diff import apply_baseline, load_baseline
 from scanner.diff.baseline import PORT_UNEXPECTED
@@ -60,6 +61,18 @@ class FailOn(enum.StrEnum):
     NEVER = "never"
 
 
+# The options that shape what a scan does: stored with it, reused as they were by --resume.
+# targets and ports are stored as resolved from the command line: -iL and host:port folded
+# into targets and ports, --exclude-ports applied, -4/-6 as family.
+SCAN_SETTINGS = (
+    "targets", "ports", "engine", "rate", "timeout", "retries", "allow_large_range", "active",
+    "ca_file", "identify", "internetdb", "internetdb_url", "udp", "resolver_test_name",
+    "ssh_auth_probe", "ssh_host_keys",
+)
+# Options a resumed scan must not be given: they would change what it scans.
+SHAPING_OPTIONS = (*SCAN_SETTINGS, "exclude", "input_list", "ipv4_only", "ipv6_only")
+
+
 class ShownSeverity(enum.StrEnum):
     CRITICAL = "critical"
     HIGH = "high"
@@ -70,6 +83,7 @@ class ShownSeverity(enum.StrEnum):
 
 @app.command("scan")
 def scan_command(
+    ctx: typer.Context,
     targets: Annotated[
         list[str] | None,
         typer.Argument(help="Hostnames, IP addresses, CIDRs, host:port; - reads them from "
@@ -141,6 +155,28 @@ def scan_command(
         Path | None, typer.Option(metavar="PEM",
                                   help="PEM file of extra trusted CAs (private CA, the lab).")
     ] = None,
+    ssh_auth_probe: Annotated[
+        bool,
+        typer.Option(
+            help=(
+                "Also ask OpenSSH and other SSH servers (Dropbear is always asked, as root) "
+                "whether they accept passwords or no authentication: one 'none' login request, "
+                "as user nobody on OpenSSH. OpenSSH logs it as a refused login, which "
+                "fail2ban's sshd filter counts, when nobody may not log in there (AllowUsers, "
+                "AllowGroups, DenyUsers, DenyGroups, an account locked without PAM)."
+            )
+        ),
+    ] = False,
+    ssh_host_keys: Annotated[
+        bool,
+        typer.Option(
+            help=(
+                "Fetch every SSH host key's fingerprint: OpenSSH shows one per connection, "
+                "so one more connection per key, each counted as a failure by fail2ban's sshd "
+                "filter in ddos and aggressive mode (which counts every SSH connection)."
+            )
+        ),
+    ] = False,
     identify: Annotated[
         bool, typer.Option(help="Identify services and run checks (off: port states only).")
     ] = True,
@@ -176,55 +212,131 @@ def scan_command(
         typer.Option(metavar="FILE",
                      help="TOML file of the ports you mean to expose: others are port.unexpected."),
     ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(metavar="SCAN", help="Finish an interrupted scan (number or id from "
+                     "history): only what it had not done, with the options it had."),
+    ] = None,
     verbose: Verbose = 0,
     debug: Debug = False,
     no_color: NoColor = False,
 ) -> int:
     """Scan TARGET(s) from the outside and report what is exposed."""
     cli_console.configure(verbose=verbose, debug=debug, no_color=no_color)
-    _check_numbers(rate, timeout, retries)
-    if ipv4_only and ipv6_only:
+    if resume is not None:
+        _refuse_scan_options(ctx, resume, no_store)
+        settings = None
+    else:
+        settings = _settings_from(ctx)
+    plan = plan_outputs(output, output_all, output_format)
+    if resume is None and not no_store and (db is not None or os.environ.get(DB_ENV)):
+        check_db_path(db or Path(os.environ[DB_ENV]), "--db" if db else f"${DB_ENV}")
+    if resume is not None:
+        recorder = ScanRecorder.for_resume(db, resume)
+        settings = recorder.resume_plan.settings if recorder.resume_plan else {}
+    else:
+        recorder = ScanRecorder.for_cli(db, no_store)
+    assert settings is not None
+    try:
+        options = _options_from(settings)
+        expected = load_baseline(baseline) if baseline else None
+        _notes(options)
+        plan.prepare()  # every output file exists (empty, hidden) from here on
+    except BaseException:
+        recorder.close()  # a resumed scan's history is open already
+        raise
+    settings["ports"] = compress_ports(options.ports)  # "top" today may not be "top" tomorrow
+    try:
+        # SIGTERM/SIGINT from here on: the history write in progress ends, the scan row says
+        # how far it got, exit 143/130 (scanner/cli/signals.py).
+        with StopOnSignals(recorder.interrupt) as guard:
+            recorder.guard = guard
+            with recorder.recording(settings["targets"], settings["ports"], settings):
+                report = _run_with_progress(settings["targets"], options, recorder)
+                report = recorder.complete_report(report)
+                apply_baseline(report, expected)
+                recorder.finish(report)
+            render_outputs(report, plan, quiet=quiet, shodan=shodan,
+                           shown=Severity(severity.value) if severity else None)
+            return recorder.exit_code(_exit_code(report, fail_on))
+    except BaseException:
+        plan.discard()  # no half report, no hidden file left
+        raise
+
+
+def _settings_from(ctx: typer.Context) -> dict[str, Any]:
+    """The scan's settings from the command line, every part checked without the network:
+    targets (arguments, -iL, host:port), ports (-p, host:port, --exclude-ports), -4/-6."""
+    params = ctx.params
+    _check_numbers(params["rate"], params["timeout"], params["retries"])
+    if params["ipv4_only"] and params["ipv6_only"]:
         raise BadInput("-4 and -6 together leave no address to scan; give one of them")
-    inputs = collect_targets(targets or [], input_list)
+    inputs = collect_targets(params["targets"] or [], params["input_list"])
     for host in inputs.hosts:
         check_target_syntax(host)
-    port_list = tuple(sorted({*parse_port_spec(ports), *inputs.extra_ports}))
-    if exclude:
-        port_list = exclude_ports(port_list, exclude)
-    plan = plan_outputs(output, output_all, output_format)
+    port_list = tuple(sorted({*parse_port_spec(params["ports"]), *inputs.extra_ports}))
+    if params["exclude"]:
+        port_list = exclude_ports(port_list, params["exclude"])
+    settings = {name: params[name] for name in SCAN_SETTINGS}
+    settings["targets"] = list(inputs.hosts)
+    settings["ports"] = compress_ports(port_list)
+    settings["family"] = 4 if params["ipv4_only"] else 6 if params["ipv6_only"] else None
+    ca_file = params["ca_file"]
     if ca_file is not None:
         check_ca_file(ca_file)
-    if not no_store and (db is not None or os.environ.get(DB_ENV)):
-        check_db_path(db or Path(os.environ[DB_ENV]), "--db" if db else f"${DB_ENV}")
-    expected = load_baseline(baseline) if baseline else None
-    options = ScanOptions(
-        ports=port_list,
-        engine=engine,
-        discovery=DiscoveryOptions(rate=rate, timeout=timeout, retries=retries),
-        allow_large_range=allow_large_range,
-        identify=identify,
-        checks=CheckOptions(active=active, ca_file=ca_file),
-        internetdb_url=internetdb_url if internetdb else None,
-        udp=udp,
-        udp_dns_name=resolver_test_name,
-        family=4 if ipv4_only else 6 if ipv6_only else None,
+    settings["ca_file"] = str(ca_file.absolute()) if ca_file is not None else None
+    return settings
+
+
+def _options_from(settings: dict[str, Any]) -> ScanOptions:
+    """The library's options from the scan settings (the command line, or a stored scan's)."""
+    _check_numbers(settings["rate"], settings["timeout"], settings["retries"])
+    ca_file = Path(settings["ca_file"]) if settings.get("ca_file") else None
+    if ca_file is not None:
+        check_ca_file(ca_file)
+    return ScanOptions(
+        ports=parse_port_spec(settings["ports"]),
+        engine=settings["engine"],
+        discovery=DiscoveryOptions(
+            rate=settings["rate"], timeout=settings["timeout"], retries=settings["retries"]
+        ),
+        allow_large_range=settings["allow_large_range"],
+        identify=settings["identify"],
+        checks=CheckOptions(
+            active=settings["active"],
+            ca_file=ca_file,
+            ssh_auth_probe=bool(settings.get("ssh_auth_probe")),
+            ssh_host_keys=bool(settings.get("ssh_host_keys")),
+        ),
+        internetdb_url=settings["internetdb_url"] if settings["internetdb"] else None,
+        udp=settings["udp"],
+        udp_dns_name=settings["resolver_test_name"],
+        family=settings.get("family"),
     )
-    if identify and engine != "nmap" and shutil.which("nmap") is None:
+
+
+def _notes(options: ScanOptions) -> None:
+    if options.identify and options.engine != "nmap" and shutil.which("nmap") is None:
         cli_console.note("nmap is not installed: a service our own probes cannot name stays "
                          "unnamed (install nmap for its -sV fallback)")
-    plan.prepare()  # every output file exists (empty, hidden) from here on
-    try:
-        recorder = ScanRecorder.for_cli(db, no_store)
-        with recorder.recording(list(inputs.hosts), compress_ports(options.ports)):
-            report = _run_with_progress(list(inputs.hosts), options)
-            apply_baseline(report, expected)
-            recorder.finish(report)
-    except BaseException:
-        plan.discard()
-        raise
-    render_outputs(report, plan, quiet=quiet, shodan=shodan,
-                   shown=Severity(severity.value) if severity else None)
-    return recorder.exit_code(_exit_code(report, fail_on))
+
+
+def _refuse_scan_options(ctx: typer.Context, resume: str, no_store: bool) -> None:
+    """--resume runs the rest of a scan as it was started: other targets or options would
+    make one report out of two different scans."""
+    if ctx.params.get("targets"):
+        raise BadInput(f"--resume {resume} takes no targets: it scans what that scan had left")
+    if no_store:
+        raise BadInput("--resume and --no-store exclude each other: resuming completes a "
+                       "stored scan")
+    for parameter in ctx.command.params:
+        if parameter.name not in SHAPING_OPTIONS:
+            continue
+        source = ctx.get_parameter_source(parameter.name)  # type: ignore[arg-type]
+        if source is not None and source.name == "COMMANDLINE":  # not a default or $VARIABLE
+            options = "/".join([*parameter.opts, *parameter.secondary_opts])
+            raise BadInput(f"--resume {resume} reuses the options that scan was started with: "
+                           f"leave out {options}")
 
 
 @app.command("checks")
@@ -254,9 +366,14 @@ def _check_numbers(rate: int, timeout: float, retries: int) -> None:
         raise BadInput(f"--retries must be between 0 and 10 (got {retries})")
 
 
-def _run_with_progress(targets: list[str], options: ScanOptions) -> ScanReport:
+def _run_with_progress(
+    targets: list[str], options: ScanOptions, recorder: ScanRecorder
+) -> ScanReport:
+    """The scan, with progress on stderr (scanner/cli/progress.py); the recorder stores
+    results as they come."""
     with ProgressDisplay(cli_console.stderr_console()) as progress:
-        return scan(targets, options, progress=progress.scan_callback)
+        return scan(targets, options, progress=progress.scan_callback,
+                    observer=recorder.observer, skip_addresses=recorder.skip_addresses)
 
 
 # --- the reports --------------------------------------------------------------------------

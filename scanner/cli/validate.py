@@ -16,8 +16,10 @@ from scanner.errors import BadInput
 
 MAX_CA_FILE_BYTES = 10 * 1024 * 1024  # a bundle of every public CA is ~250 KB
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
-# A file system that is full or mounted read-only: a state of the disk, not a wrong path.
-RUNTIME_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+# A full or read-only file system, a directory this user may not write: a state of the disk
+# or of permissions, which the store reports after the scan (its policy: the report first).
+# What is left (no file can ever be made there: /proc, a path through a file) is bad input.
+RUNTIME_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def check_ca_file(path: Path, option: str = "--ca-file") -> Path:
@@ -68,7 +70,7 @@ def check_db_path(path: Path, option: str = "--db") -> Path:
     existing = _nearest_existing(path.parent)
     if not existing.is_dir():
         raise BadInput(f"{label}: {existing} is not a directory")
-    _try_creating_in(existing, label)
+    _try_creating_in(existing, label, path)
     return path
 
 
@@ -80,16 +82,19 @@ def _nearest_existing(directory: Path) -> Path:
     return current
 
 
-def _try_creating_in(directory: Path, label: str) -> None:
+def _try_creating_in(directory: Path, label: str, database: Path) -> None:
     """Create (and at once remove) an empty file of our own: the only honest test that the
     file system lets us create one (root passes every permission check, /proc does not)."""
     try:
         handle, name = tempfile.mkstemp(dir=directory, prefix=".exposure-check-")
     except OSError as error:
         if error.errno in RUNTIME_ERRNOS:
-            return  # the disk, not the path: the store reports it after the scan
-        raise BadInput(f"{label}: cannot create a file in {directory} "
-                       f"({error.strerror or error})") from None
+            return  # the disk or permissions, not the path: the store says so after the scan
+        from scanner.store.errors import explain  # the store's own words for the same error
+
+        why = explain(database, error)
+        advice = f"; {why.advice}" if why.advice else ""
+        raise BadInput(f"{label}: {why.reason}{advice}") from None
     os.close(handle)
     with contextlib.suppress(OSError):
         os.unlink(name)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from scanner.discovery.base import (
     DiscoveryEngine,
     DiscoveryOptions,
     HostDiscovery,
+    OpenCallback,
     PortState,
     ProgressCallback,
 )
 from scanner.errors import BadInput
+from scanner.net.budget import ScanBudget
 from scanner.targets import IPAddress
 
 ENGINE_NAMES = ("auto", "syn", "connect", "nmap")
@@ -59,20 +62,84 @@ def discover(
     options: DiscoveryOptions,
     progress: ProgressCallback | None = None,
 ) -> HostDiscovery:
-    """Scan `ports` of `address`, probing a few random canary ports in the same pass.
+    """One address (see discover_hosts)."""
+    return discover_hosts([address], ports, engine, options, progress=progress)[address]
+
+
+def discover_hosts(
+    addresses: Sequence[IPAddress],
+    ports: Sequence[int],
+    engine: DiscoveryEngine,
+    options: DiscoveryOptions,
+    *,
+    budget: ScanBudget | None = None,
+    on_open: OpenCallback | None = None,
+    on_answers_all: Callable[[IPAddress], None] | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[IPAddress, HostDiscovery]:
+    """Scan `ports` of every address in one pass, with a few random canary ports alongside.
 
     A tarpit or middlebox that SYN-ACKs everything would otherwise show as thousands of
-    "open" ports and send identification after each of them. The canaries ride in the
-    same pass (costing nothing extra on a normal host, where waiting for a separate canary
-    round would add a whole timeout) and are judged before any result is used.
+    "open" ports and send identification after each of them. The canaries ride in the same
+    pass, sent first, probed once, and not waited for once the requested ports have answered
+    (a separate canary round would add a whole timeout to every scan). Their judgement runs
+    alongside: an open port is passed on (`on_open`) at once unless a canary of its host has
+    answered open; when most canaries answer, the host is reported as answering every port
+    (`on_answers_all`, so work already started on it can be dropped) and its ports are not used.
     """
     canaries = pick_canaries()
-    requested = set(ports)
-    extra_probes = [port for port in canaries if port not in requested]
-    states = engine.scan(address, [*extra_probes, *ports], options, progress)
-    result = HostDiscovery(address=address, engine=engine.name)
+    watch = _CanaryWatch(frozenset(canaries) - set(ports), on_open, on_answers_all)
+    found = engine.scan_hosts(
+        addresses, ports, options, budget=budget, canaries=canaries,
+        on_open=watch.port_open, progress=progress,
+    )
+    return {
+        address: _judge(address, engine.name, found.get(address, {}), ports, canaries)
+        for address in dict.fromkeys(addresses)
+    }
+
+
+class _CanaryWatch:
+    """Passes open ports on as they come, holding back those of a host that answers canaries."""
+
+    def __init__(
+        self,
+        canaries: frozenset[int],
+        on_open: OpenCallback | None,
+        on_answers_all: Callable[[IPAddress], None] | None,
+    ) -> None:
+        self._canaries = canaries
+        self._on_open = on_open
+        self._on_answers_all = on_answers_all
+        self._open_canaries: dict[IPAddress, int] = {}
+        self._lock = threading.Lock()
+
+    def port_open(self, address: IPAddress, port: int) -> None:
+        with self._lock:
+            if port in self._canaries:
+                count = self._open_canaries.get(address, 0) + 1
+                self._open_canaries[address] = count
+                answers_all = count == ANSWERS_ALL_THRESHOLD
+            else:
+                if self._open_canaries.get(address):
+                    return  # suspicious host: judged when discovery ends
+                answers_all = False
+        if answers_all and self._on_answers_all is not None:
+            self._on_answers_all(address)
+        elif port not in self._canaries and self._on_open is not None:
+            self._on_open(address, port)
+
+
+ANSWERS_ALL_THRESHOLD = CANARY_COUNT - 1  # open canaries that make a host "answers all"
+
+
+def _judge(
+    address: IPAddress, engine: str, states: dict[int, PortState], ports: Sequence[int],
+    canaries: Sequence[int],
+) -> HostDiscovery:
+    result = HostDiscovery(address=address, engine=engine)
     open_canaries = [port for port in canaries if states.get(port) is PortState.OPEN]
-    if len(open_canaries) >= len(canaries) - 1:
+    if len(open_canaries) >= ANSWERS_ALL_THRESHOLD:
         opened = sum(1 for port in ports if states.get(port) is PortState.OPEN)
         result.answers_all_ports = True
         result.notes.append(
@@ -93,4 +160,5 @@ __all__ = [
     "PortState",
     "choose_engine",
     "discover",
+    "discover_hosts",
 ]

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from scanner.net.budget import ScanBudget
 from scanner.targets import IPAddress
 
 
@@ -26,6 +27,9 @@ class DiscoveryOptions:
 
 # Called with (ports done, ports total) as the scan progresses; must be cheap.
 ProgressCallback = Callable[[int, int], None]
+# Called (from the engine's thread) the moment a port of an address is found open.
+OpenCallback = Callable[[IPAddress, int], None]
+HostStates = dict[int, PortState]
 
 
 @dataclass
@@ -55,4 +59,21 @@ class DiscoveryEngine(Protocol):
         progress: ProgressCallback | None = None,
     ) -> dict[int, PortState]:
         """Return a state for every requested port."""
+        ...
+
+    def scan_hosts(
+        self,
+        addresses: Sequence[IPAddress],
+        ports: Sequence[int],
+        options: DiscoveryOptions,
+        *,
+        budget: ScanBudget | None = None,
+        canaries: Sequence[int] = (),
+        on_open: OpenCallback | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[IPAddress, HostStates]:
+        """Every address in one pass, taking from `budget`'s rate bucket; a state for every
+        port and canary. `on_open` hears of open ports as they are found (where the engine
+        can tell early); canaries get one probe and are not waited for once the requested
+        ports have all answered."""
         ...

@@ -17,10 +17,19 @@ import struct
 import time
 from collections.abc import Sequence
 
-from scanner.discovery.base import DiscoveryOptions, PortState, ProgressCallback
-from scanner.discovery.ratelimit import AsyncRateLimiter
+from scanner.discovery.base import (
+    DiscoveryOptions,
+    HostStates,
+    OpenCallback,
+    PortState,
+    ProgressCallback,
+)
 from scanner.errors import ScanFailed
+from scanner.net.budget import Limits, RateBucket, ScanBudget
 from scanner.targets import IPAddress
+
+CANARY_GRACE_FLOOR_S = 0.1  # canaries wait at least this long after the scan started...
+CANARY_GRACE_RTTS = 4  # ...and at least this many observed answer times
 
 _REFUSED = {errno.ECONNREFUSED, errno.ECONNRESET}
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.EACCES, errno.EPERM}
@@ -40,8 +49,27 @@ class ConnectEngine:
         options: DiscoveryOptions,
         progress: ProgressCallback | None = None,
     ) -> dict[int, PortState]:
-        concurrency = _concurrency_for(options)
-        return asyncio.run(_scan(address, list(ports), options, concurrency, progress))
+        return self.scan_hosts([address], ports, options, progress=progress).get(address, {})
+
+    def scan_hosts(
+        self,
+        addresses: Sequence[IPAddress],
+        ports: Sequence[int],
+        options: DiscoveryOptions,
+        *,
+        budget: ScanBudget | None = None,
+        canaries: Sequence[int] = (),
+        on_open: OpenCallback | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[IPAddress, HostStates]:
+        """Every address in one pass (targets interleaved port by port), under the budget's
+        rate bucket; canaries are probed first, once, and not waited for once the requested
+        ports have all answered."""
+        bucket = (budget or ScanBudget(Limits(rate=options.rate))).bucket
+        scan = _ConnectScan(list(dict.fromkeys(addresses)), list(dict.fromkeys(ports)),
+                            [port for port in dict.fromkeys(canaries) if port not in set(ports)],
+                            options, _concurrency_for(options), bucket, on_open, progress)
+        return asyncio.run(scan.run())
 
 
 def _concurrency_for(options: DiscoveryOptions) -> int:
@@ -55,54 +83,102 @@ def _concurrency_for(options: DiscoveryOptions) -> int:
     return max(1, min(wanted, soft - _FD_MARGIN))
 
 
-async def _scan(
-    address: IPAddress,
-    ports: list[int],
-    options: DiscoveryOptions,
-    concurrency: int,
-    progress: ProgressCallback | None,
-) -> dict[int, PortState]:
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    limiter = AsyncRateLimiter(options.rate)
-    states: dict[int, PortState] = {}
-    pending = ports
-    done_count = 0
-    total = len(ports)
-    for _attempt in range(options.retries + 1):
-        if not pending:
-            break
-        results = await _run_pass(family, str(address), pending, options, concurrency, limiter)
-        for port, state in results.items():
-            states[port] = state
-        # Only silence earns a second chance; an RST or a handshake is a definite answer.
-        pending = [port for port in pending if results[port] is PortState.FILTERED]
-        done_count = total - len(pending)
-        if progress:
-            progress(done_count, total)
-    if progress:
-        progress(total, total)
-    return states
+Probe = tuple[IPAddress, int]
 
 
-async def _run_pass(
-    family: int,
-    host: str,
-    ports: list[int],
-    options: DiscoveryOptions,
-    concurrency: int,
-    limiter: AsyncRateLimiter,
-) -> dict[int, PortState]:
-    """`concurrency` workers share one iterator of ports: no task or semaphore per probe."""
-    results: dict[int, PortState] = {}
-    remaining = iter(ports)
+class _ConnectScan:
+    def __init__(
+        self,
+        addresses: list[IPAddress],
+        ports: list[int],
+        canaries: list[int],
+        options: DiscoveryOptions,
+        concurrency: int,
+        bucket: RateBucket,
+        on_open: OpenCallback | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self._addresses = addresses
+        self._ports = ports
+        self._canaries = canaries
+        self._options = options
+        self._concurrency = concurrency
+        self._bucket = bucket
+        self._on_open = on_open
+        self._progress = progress
+        self._states: dict[IPAddress, HostStates] = {address: {} for address in addresses}
+        self._started = time.monotonic()
+        self._slowest_answer = 0.0
+        self._total = len(addresses) * (len(ports) + len(canaries))
 
-    async def worker() -> None:
-        for port in remaining:
-            await limiter.wait()
-            results[port] = await _probe(family, host, port, options.timeout)
+    async def run(self) -> dict[IPAddress, HostStates]:
+        canary_probes = [(address, port) for port in self._canaries for address in self._addresses]
+        canaries = [asyncio.create_task(self._canary(probe)) for probe in canary_probes]
+        pending: list[Probe] = [(a, p) for p in self._ports for a in self._addresses]
+        for attempt in range(self._options.retries + 1):
+            if not pending:
+                break
+            results = await self._run_pass(pending, first=attempt == 0)
+            # Only silence earns a second chance; an RST or a handshake is a definite answer.
+            pending = [probe for probe in pending if results[probe] is PortState.FILTERED]
+            self._report(len(pending))
+        await self._settle(canaries)
+        self._report(0)
+        return self._states
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(ports)))))
-    return results
+    async def _canary(self, probe: Probe) -> None:
+        await self._bucket.take_async()
+        self._record(probe, await _probe(_family(probe[0]), str(probe[0]), probe[1],
+                                         self._options.timeout), first=True)
+
+    async def _settle(self, canaries: list[asyncio.Task[None]]) -> None:
+        """Canaries left: a host that answers every port answers them within a few round
+        trips, so give them that long since the start, then count the rest as silent."""
+        left = [task for task in canaries if not task.done()]
+        if not left:
+            return
+        grace = max(CANARY_GRACE_FLOOR_S, CANARY_GRACE_RTTS * self._slowest_answer)
+        wait = min(grace, self._options.timeout) - (time.monotonic() - self._started)
+        if wait > 0:
+            await asyncio.wait(left, timeout=wait)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        for address in self._addresses:
+            for port in self._canaries:
+                self._states[address].setdefault(port, PortState.FILTERED)
+
+    async def _run_pass(self, probes: list[Probe], first: bool) -> dict[Probe, PortState]:
+        """`concurrency` workers share one iterator of probes: no task or semaphore per probe."""
+        results: dict[Probe, PortState] = {}
+        remaining = iter(probes)
+
+        async def worker() -> None:
+            for probe in remaining:
+                await self._bucket.take_async()
+                address, port = probe
+                state = await _probe(_family(address), str(address), port, self._options.timeout)
+                results[probe] = state
+                self._record(probe, state, first)
+
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(probes)))))
+        return results
+
+    def _record(self, probe: Probe, state: PortState, first: bool) -> None:
+        address, port = probe
+        if state is not PortState.FILTERED and first:
+            self._slowest_answer = time.monotonic() - self._started
+        self._states[address][port] = state
+        if state is PortState.OPEN and self._on_open is not None:
+            self._on_open(address, port)
+
+    def _report(self, pending: int) -> None:
+        if self._progress:
+            self._progress(self._total - pending, self._total)
+
+
+def _family(address: IPAddress) -> int:
+    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
 async def _probe(family: int, host: str, port: int, timeout: float) -> PortState:

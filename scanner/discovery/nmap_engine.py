@@ -11,8 +11,15 @@ import os
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 
-from scanner.discovery.base import DiscoveryOptions, PortState, ProgressCallback
+from scanner.discovery.base import (
+    DiscoveryOptions,
+    HostStates,
+    OpenCallback,
+    PortState,
+    ProgressCallback,
+)
 from scanner.errors import ScanFailed
+from scanner.net.budget import ScanBudget
 from scanner.targets import IPAddress
 from scanner.targets.ports import compress_ports
 
@@ -28,6 +35,9 @@ _NMAP_STATES = {
 
 
 class NmapEngine:
+    """nmap paces itself (`--max-rate` is the scan's rate); nothing else of the scan runs
+    while it does, so the scan's rate cap holds. Open ports are known when nmap ends."""
+
     name = "nmap"
 
     def scan(
@@ -37,25 +47,61 @@ class NmapEngine:
         options: DiscoveryOptions,
         progress: ProgressCallback | None = None,
     ) -> dict[int, PortState]:
-        import nmap  # python-nmap; imported here so other engines never pay for it
+        return self.scan_hosts([address], ports, options, progress=progress).get(address, {})
 
-        try:
-            scanner = nmap.PortScanner()
-        except nmap.PortScannerError as error:
-            raise ScanFailed(f"nmap engine unavailable: {error}") from None
-        try:
-            scanner.scan(
-                hosts=str(address),
-                ports=compress_ports(ports),
-                arguments=nmap_arguments(address, options, len(ports)),
-            )
-        except nmap.PortScannerError as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
-            raise ScanFailed(f"nmap failed: {first_line}") from None
-        states = parse_nmap_xml(scanner.get_nmap_last_output(), str(address))
+    def scan_hosts(
+        self,
+        addresses: Sequence[IPAddress],
+        ports: Sequence[int],
+        options: DiscoveryOptions,
+        *,
+        budget: ScanBudget | None = None,
+        canaries: Sequence[int] = (),
+        on_open: OpenCallback | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[IPAddress, HostStates]:
+        """One nmap run per address family, every address of it at once."""
+        probed = list(dict.fromkeys([*canaries, *ports]))
+        results: dict[IPAddress, HostStates] = {}
+        for version in (4, 6):
+            group = [address for address in dict.fromkeys(addresses) if address.version == version]
+            if group and probed:
+                results.update(_run_nmap(group, probed, options))
+            elif group:
+                results.update({address: {} for address in group})
+        for address, states in results.items():
+            for port, state in sorted(states.items()):
+                if state is PortState.OPEN and on_open is not None:
+                    on_open(address, port)
         if progress:
-            progress(len(ports), len(ports))
-        return {port: states.get(port, PortState.FILTERED) for port in ports}
+            progress(len(probed) * len(results), len(probed) * len(results))
+        return results
+
+
+def _run_nmap(
+    addresses: list[IPAddress], ports: list[int], options: DiscoveryOptions
+) -> dict[IPAddress, HostStates]:
+    import nmap  # python-nmap; imported here so other engines never pay for it
+
+    try:
+        scanner = nmap.PortScanner()
+    except nmap.PortScannerError as error:
+        raise ScanFailed(f"nmap engine unavailable: {error}") from None
+    try:
+        scanner.scan(
+            hosts=" ".join(str(address) for address in addresses),
+            ports=compress_ports(ports),
+            arguments=nmap_arguments(addresses[0], options, len(ports) * len(addresses)),
+        )
+    except nmap.PortScannerError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
+        raise ScanFailed(f"nmap failed: {first_line}") from None
+    output = scanner.get_nmap_last_output()
+    found = {}
+    for address in addresses:
+        states = parse_nmap_xml(output, str(address))
+        found[address] = {port: states.get(port, PortState.FILTERED) for port in ports}
+    return found
 
 
 def nmap_arguments(address: IPAddress, options: DiscoveryOptions, port_count: int) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import struct
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from scanner.discovery.base import PortState
@@ -195,27 +195,40 @@ def parse_tcp_segment(segment: bytes, source: bytes) -> TcpReply | None:
 
 @dataclass(frozen=True)
 class ReplyCheck:
-    """What a reply must match to be believed: our target, our port, our cookie."""
+    """What a reply must match to be believed: one of our targets, our port, our cookie.
 
-    target: bytes  # packed target address
+    One scan pass covers several targets with one source port: the cookie of (target, port)
+    is `cookies[port] ^ targets[target]`, a keystream word per port (cookie_table) and a keyed
+    32-bit mask per target (cookie_mask). An off-path sender can guess neither; a scanned host
+    sees its own cookies only, which tell it nothing of another target's mask.
+    """
+
+    targets: Mapping[bytes, int]  # packed target address -> its cookie mask
     source_port: int  # our (reserved) source port
-    cookies: Sequence[int]  # cookie per destination port, from cookie_table
+    cookies: Sequence[int]  # the keystream word per destination port, from cookie_table
     probed: Container[int]  # destination ports this scan probes (a set: `in` means membership)
+
+
+def cookie_mask(secret: bytes, destination: bytes) -> int:
+    """The per-target part of the SYN cookie: a keyed 32-bit word."""
+    material = b"exposure-syn-mask\x00" + secret + destination
+    return int.from_bytes(hashlib.shake_256(material).digest(4), "big")
 
 
 def classify_reply(reply: TcpReply, check: ReplyCheck) -> PortState | None:
     """OPEN for a valid SYN-ACK, CLOSED for a valid RST, None for anything else.
 
-    Valid means: from the target address, from a port we probed, to our source port, and
-    acknowledging our cookie + 1 (which only someone who saw our SYN can know). A RST without
-    ACK carries no acknowledgement number, so it cannot be validated and is ignored.
+    Valid means: from a target, from a port we probed, to our source port, and acknowledging
+    its cookie + 1 (which only someone who saw our SYN can know). A RST without ACK carries no
+    acknowledgement number, so it cannot be validated and is ignored.
     """
     port = reply.source_port
-    if reply.destination_port != check.source_port or reply.source != check.target:
+    if reply.destination_port != check.source_port:
         return None
-    if not 0 < port < len(check.cookies) or port not in check.probed:
+    mask = check.targets.get(reply.source)
+    if mask is None or not 0 < port < len(check.cookies) or port not in check.probed:
         return None
-    if reply.ack != (check.cookies[port] + 1) & _UINT32 or not reply.flags & TCP_ACK:
+    if reply.ack != ((check.cookies[port] ^ mask) + 1) & _UINT32 or not reply.flags & TCP_ACK:
         return None
     if reply.flags & TCP_RST:
         return PortState.CLOSED

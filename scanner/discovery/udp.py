@@ -38,8 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.discovery.ratelimit import RateLimiter
 from scanner.findings import Finding, FindingSpec, Severity
+from scanner.net.budget import RateBucket
 from scanner.report.sanitize import safe_text
 from scanner.targets import IPAddress
 
@@ -106,7 +106,8 @@ class UdpOptions:
     timeout: float = 1.5  # seconds to wait for answers after each send
     retries: int = 1  # resends to probes still silent (UDP loses packets)
     dns_name: str = "example.com"  # the name the recursion test asks for
-    rate: float | None = None  # datagrams per second at most (the scan's --rate); None: no cap
+    # The scan's rate bucket (every datagram takes a token from it); None: no cap.
+    bucket: RateBucket | None = field(default=None, compare=False)
     services: tuple[str, ...] = tuple(DEFAULT_PORTS)
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
 
@@ -180,13 +181,13 @@ def run_exchanges(address: IPAddress, exchanges: Sequence[Exchange], options: Ud
             sock.setblocking(False)
             sock.connect((str(address), exchange.port))  # connected: ICMP errors reach us
             selector.register(sock, selectors.EVENT_READ, exchange)
-        pace = RateLimiter(options.rate) if options.rate else None
+        pace = options.bucket
         for attempt in range(max(0, options.retries) + 1):
             settled = _settled_services(exchanges)
             for sock, exchange in zip(sockets, exchanges, strict=True):
                 if attempt == 0 or exchange.service not in settled:
                     if pace:
-                        pace.wait()
+                        pace.take()
                     _send(sock, exchange)
             _collect(selector, time.monotonic() + options.timeout)
             if len(_settled_services(exchanges)) == len({e.service for e in exchanges}):

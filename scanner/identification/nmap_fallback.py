@@ -3,21 +3,106 @@
 nmap knows thousands of service fingerprints; we only ask it about what is left over, and
 say so (source "nmap"). Only answers nmap got by probing count: its `method="table"`
 answers are guesses from the port number, which is exactly what identification must not do.
+
+In a scan, each unnamed port gets its own nmap process, run concurrently with everything else
+and bounded by the port's deadline for real: nmap's own --host-timeout is set a little before
+it, and at the deadline the whole process group is killed (nmap -sV can overrun its
+--host-timeout on a server that sends garbage after a TLS ServerHello). nmap opens one probe
+connection at a time (--max-parallelism 1) and waits --scan-delay between probes, derived from
+the scan's rate; the connections it may open are booked from the scan's rate bucket first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from scanner.identification.model import IdentifyOptions
+from scanner.net.budget import ScanBudget
 from scanner.report.sanitize import safe_text
 from scanner.targets import IPAddress
 
+log = logging.getLogger(__name__)
+
 FIELD_CHARS = 128
 MIN_HOST_TIMEOUT_S = 15
+MIN_USEFUL_SECONDS = 1.0  # less time left than this: nmap cannot learn anything, skip it
+KILL_MARGIN_S = 0.3  # nmap's own host timeout ends this long before our hard kill
+OUTPUT_CAP = 256 * 1024  # nmap's XML for one port is a few KiB
+# nmap -sV at its default intensity sends at most this many probes (connections) to a port
+# in the seconds a port's deadline leaves it; booked from the rate bucket before it starts.
+NMAP_CONNECTIONS_BOOKED = 8
+
+
+def nmap_available() -> bool:
+    return shutil.which("nmap") is not None
+
+
+async def nmap_identify_port(
+    address: IPAddress, port: int, deadline: float, budget: ScanBudget
+) -> NmapService | None:
+    """nmap's probed answer for one port, ending by `deadline` whatever nmap does."""
+    seconds = deadline - time.monotonic()
+    if seconds < MIN_USEFUL_SECONDS or not nmap_available():
+        return None
+    for _ in range(NMAP_CONNECTIONS_BOOKED):
+        await budget.bucket.take_async()
+    argv = ["nmap", *port_arguments(address, port, seconds - KILL_MARGIN_S, budget), str(address)]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+        )
+    except OSError:
+        return None
+    try:
+        output = await asyncio.wait_for(_read_capped(process), deadline - time.monotonic())
+    except TimeoutError:
+        log.debug("nmap -sV on port %s killed at the port's deadline", port)
+        return None
+    finally:  # a timeout, a cancelled scan, anything: no nmap outlives its port
+        if process.returncode is None:
+            _kill_group(process)
+            await process.wait()
+    return parse_nmap_services(output.decode("utf-8", "replace"), {port}).get(port)
+
+
+async def _read_capped(process: asyncio.subprocess.Process) -> bytes:
+    assert process.stdout is not None
+    data = await process.stdout.read(OUTPUT_CAP)
+    await process.wait()
+    return data
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def port_arguments(
+    address: IPAddress, port: int, seconds: float, budget: ScanBudget
+) -> list[str]:
+    """-sV on one port, within `seconds`, one probe at a time at the scan's pace."""
+    delay_ms = max(0, int(1000 / budget.limits.rate))
+    arguments = [
+        "-sV", "-sT", "-Pn", "-n", "-p", str(port),
+        "--max-parallelism=1",
+        f"--scan-delay={delay_ms}ms",
+        f"--host-timeout={max(1, int(seconds))}s",
+        "-oX", "-",
+    ]
+    if address.version == 6:
+        arguments.append("-6")
+    return arguments
 
 
 @dataclass(frozen=True)

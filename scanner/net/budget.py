@@ -3,9 +3,9 @@
 `api.scan` creates one `ScanBudget` and hands it to discovery, identification and the checks.
 
 - **Rate** (`--rate`): every discovery packet and every connection attempt after discovery
-  takes a token from one `RateBucket`, so the cap holds for the whole scan, over any window:
-  at most `rate * T + burst` events in any T seconds (`burst` is stated in the report and is a
-  few milliseconds' worth of the rate, at least 1).
+  is admitted by one `RateBucket`, so the cap holds for the whole scan: at most `rate` in any
+  second, and at most `rate * T + burst` in any shorter window of T seconds (`burst` is stated
+  in the report and is a few milliseconds' worth of the rate, at least 1).
 - **Concurrency**: a connection after discovery also holds a slot of its host (at most
   `host_connections` open to one address) and a global slot (`global_connections`). Discovery
   probes take rate tokens only: a half-open SYN (or a connect probe reset at once) is a packet,
@@ -14,8 +14,8 @@
   everything done to one open port (identification, the nmap fallback and the checks); TLS
   grading has its own bound (`tls_endpoint_s`).
 
-Usable from threads and from asyncio alike: the bucket books a slot in time and says how long
-to wait, and the slots hand themselves to the next waiter of either kind.
+Usable from threads and from asyncio alike: the bucket says how long to wait before asking
+again, and the slots hand themselves to the next waiter of either kind.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from dataclasses import dataclass
 
 BURST_SECONDS = 0.002  # a burst carries at most this much of the rate...
 MAX_BURST = 512  # ...and never more packets than this (the syn engine's send bursts)
+HARD_WINDOW_S = 1.05  # at most `rate` events in any such window (a second, plus a margin)
 DEFAULT_HOST_CONNECTIONS = 16
 DEFAULT_GLOBAL_CONNECTIONS = 256
 PORT_DEADLINE_FACTOR = 6.0  # everything done to one port: 6 read timeouts...
-MIN_PORT_DEADLINE_S = 3.0  # ...and never less than this (a fast --timeout on a slow server)
-TLS_ENDPOINT_FACTOR = 8.0  # grading one TLS endpoint: 8 read timeouts...
-MIN_TLS_ENDPOINT_S = 4.0
+MIN_PORT_DEADLINE_S = 4.0  # ...and never less than this (a fast --timeout on a slow server)
+TLS_ENDPOINT_FACTOR = 20.0  # grading one TLS endpoint: 20 read timeouts...
+MIN_TLS_ENDPOINT_S = 10.0  # ...and never less (tens of handshakes, a busy server, a slow link)
 
 
 def burst_for(rate: float) -> int:
@@ -45,12 +46,17 @@ def burst_for(rate: float) -> int:
 
 
 class RateBucket:
-    """A thread-safe rate cap (GCRA / virtual scheduling).
+    """A thread-safe rate cap that holds for the moments events are let through.
 
-    `reserve(n)` books n events and returns how many seconds the caller must wait before
-    sending them. Bookings are made in order, so waiters are served first come, first served,
-    whether they are threads or coroutines. Guarantee: events whose booked start falls in any
-    window of T seconds number at most `rate * T + burst`.
+    `admit(n)` lets n events through now (and returns 0) or says how many seconds to wait
+    before asking again. Two rules, both checked at the moment of admission, so a caller that
+    slept too long cannot crowd the next one:
+
+    - short windows (GCRA): events admitted in any window of T seconds number at most
+      `rate * T + burst` (a burst is a few milliseconds' worth of the rate, at least 1);
+    - whole seconds: events admitted in any window of HARD_WINDOW_S (a second plus a margin for
+      the moment between admission and the packet leaving) number at most `rate`, burst
+      included. `--rate` is a promise about every second of the scan.
     """
 
     def __init__(
@@ -64,32 +70,48 @@ class RateBucket:
             raise ValueError("burst must be at least 1")
         self._clock = clock
         self._lock = threading.Lock()
-        self._next = -math.inf  # when the booking after the last one may start, at the earliest
-        self.booked = 0  # events booked so far (tests and benchmarks read it)
+        self._next = -math.inf  # when the next event may go, unless it uses up burst
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()
+        self._in_window = 0  # events admitted within the last HARD_WINDOW_S
+        self.booked = 0  # events admitted so far (tests and benchmarks read it)
 
-    def reserve(self, count: int = 1) -> float:
-        """Book `count` events (at most one burst); seconds to wait before sending them."""
-        if not 0 < count <= self.burst:
-            raise ValueError(f"one booking holds 1 to {self.burst} events, not {count}")
+    def admit(self, count: int = 1) -> float:
+        """Let `count` events (at most one burst) through now: 0.0; or seconds to wait."""
+        if not 0 < count <= min(self.burst, self.rate):
+            raise ValueError(f"one admission holds 1 to {self.burst} events, not {count}")
         with self._lock:
             now = self._clock()
-            # A burst may start `burst / rate` early, never earlier: no saving up past that.
-            start = max(now, self._next - (self.burst - count) / self.rate)
-            self._next = max(self._next, start) + count / self.rate
+            wait = self._next - (self.burst - count) / self.rate - now
+            wait = max(wait, self._wait_for_the_window(now, count))
+            if wait > 0:
+                return wait
+            self._next = max(self._next, now) + count / self.rate
+            self._recent.append((now, count))
+            self._in_window += count
             self.booked += count
-            return start - now
+            return 0.0
+
+    def _wait_for_the_window(self, now: float, count: int) -> float:
+        while self._recent and self._recent[0][0] <= now - HARD_WINDOW_S:
+            self._in_window -= self._recent.popleft()[1]
+        excess = self._in_window + count - self.rate
+        if excess <= 0:
+            return 0.0
+        for admitted_at, admitted in self._recent:  # oldest first: when enough have aged out
+            excess -= admitted
+            if excess <= 0:
+                return admitted_at + HARD_WINDOW_S - now + 1e-6
+        return HARD_WINDOW_S
 
     def take(self, count: int = 1) -> None:
-        """Book and wait (threads)."""
-        delay = self.reserve(count)
-        if delay > 0:
-            time.sleep(delay)
+        """Wait until admitted (threads)."""
+        while (wait := self.admit(count)) > 0:
+            time.sleep(wait)
 
     async def take_async(self, count: int = 1) -> None:
-        """Book and wait (coroutines)."""
-        delay = self.reserve(count)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Wait until admitted (coroutines)."""
+        while (wait := self.admit(count)) > 0:
+            await asyncio.sleep(wait)
 
 
 class _Waiter:
@@ -213,6 +235,7 @@ class ScanBudget:
         self.bucket = RateBucket(self.limits.rate)
         self.global_slots = SharedSlots(self.limits.global_connections)
         self._hosts: dict[str, SharedSlots] = {}
+        self._bulk: dict[str, SharedSlots] = {}
         self._hosts_lock = threading.Lock()
         self._opened = 0
 
@@ -237,18 +260,33 @@ class ScanBudget:
                 self._hosts[address] = slots
             return slots
 
+    def bulk_slots(self, address: str) -> SharedSlots:
+        """Bulk work (TLS grading: tens of handshakes) holds at most half a host's slots, so
+        it never starves the identification and checks of the host's other ports."""
+        with self._hosts_lock:
+            slots = self._bulk.get(address)
+            if slots is None:
+                slots = SharedSlots(max(1, self.limits.host_connections // 2))
+                self._bulk[address] = slots
+            return slots
+
     def port_deadline(self) -> float:
         """A monotonic deadline for the work on one port starting now."""
         return time.monotonic() + self.limits.port_deadline_s
 
     @contextlib.contextmanager
-    def connection(self, address: str) -> Iterator[None]:
-        """Hold a host slot and a global slot, and take one rate token (threads).
+    def connection(self, address: str, *, bulk: bool = False) -> Iterator[None]:
+        """Hold a host slot and a global slot (and a bulk slot for bulk work), and take one
+        rate token (threads).
 
         The slots are taken before the token: a token is spent only on a connection that
         goes out at once.
         """
-        with self.host_slots(address).held(), self.global_slots.held():
+        with contextlib.ExitStack() as held:
+            if bulk:
+                held.enter_context(self.bulk_slots(address).held())
+            held.enter_context(self.host_slots(address).held())
+            held.enter_context(self.global_slots.held())
             self.bucket.take()
             self._count_connection()
             yield

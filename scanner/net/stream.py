@@ -126,14 +126,18 @@ class Dialer:
         tls: bool | None = None,
         purpose: TlsPurpose = TlsPurpose.CHECK,
         lifetime: float | None = None,
+        bulk: bool = False,
     ) -> Iterator[Stream]:
-        """A connected Stream (TLS when `tls`, default endpoint.tls), closed on exit."""
+        """A connected Stream (TLS when `tls`, default endpoint.tls), closed on exit.
+
+        `bulk`: one of many connections of one job (TLS grading), held to half the host's
+        slots (ScanBudget.bulk_slots)."""
         deadline = self.deadline if lifetime is None else min(
             self.deadline, time.monotonic() + lifetime
         )
         seconds_until(deadline)  # no time left: no connection, no token spent
         use_tls = endpoint.tls if tls is None else tls
-        with self.budget.connection(endpoint.address):
+        with self.budget.connection(endpoint.address, bulk=bulk):
             sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
             try:
                 started = time.monotonic()
@@ -155,15 +159,16 @@ class Dialer:
         expired: type[Exception] = TimeoutError,
         cap: int = DEFAULT_CAP,
         lifetime: float | None = None,
+        bulk: bool = False,
     ) -> SocketAdapter:
         """A plain connection lent as a socket to a library that drives it (sslyze, paramiko).
 
         It holds its slots until the library closes it (closing twice is harmless)."""
         stack = contextlib.ExitStack()
         stream = stack.enter_context(
-            self.open(endpoint, cap=cap, tls=False, lifetime=lifetime)
+            self.open(endpoint, cap=cap, tls=False, lifetime=lifetime, bulk=bulk)
         )
-        return SocketAdapter(stream, expired, on_close=stack.close)
+        return SocketAdapter(stream, expired, on_close=stack.close, ceiling=self.deadline)
 
     # --- asyncio ----------------------------------------------------------------------------
 
@@ -431,12 +436,23 @@ class SocketAdapter:
         stream: Stream,
         expired: type[Exception] = TimeoutError,
         on_close: Callable[[], object] | None = None,
+        ceiling: float | None = None,
     ) -> None:
         self._stream = stream
         self._sock = stream.sock
         self._expired = expired
         self._timeout: float | None = stream.read_timeout  # as a socket made with a timeout
         self._on_close = on_close
+        self._ceiling = stream.deadline if ceiling is None else ceiling
+
+    @property
+    def deadline(self) -> float:
+        return self._stream.deadline
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        """A caller may move the connection's end, never past its dialer's deadline."""
+        self._stream.deadline = min(value, self._ceiling)
 
     def remaining(self) -> float:
         """Seconds until the connection's deadline."""
@@ -474,6 +490,10 @@ class SocketAdapter:
 
     def close(self) -> None:
         on_close, self._on_close = self._on_close, None
+        # shutdown first: it wakes a library thread blocked in recv (paramiko's), so the
+        # server sees the end now rather than when that recv times out
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         if on_close is not None:
             on_close()  # releases the connection's slots

@@ -54,9 +54,10 @@ def preflight(
 ) -> tuple[Verdict, ScanReport]:
     """Discovery + identification + every check on one port, then the verdict."""
     base = scan_options or ScanOptions()
+    # "safe to forward" needs an SSH server's login methods: ask them (see the CLI)
+    checks = check_options or dataclasses.replace(base.checks, ssh_auth_probe=True)
     options = dataclasses.replace(
-        base, ports=(port,), identify=True, run_checks=True,
-        checks=check_options or base.checks,
+        base, ports=(port,), identify=True, run_checks=True, checks=checks,
     )
     report = scanner([host], options)
     return decide(report.to_dict(), host, port, as_port), report

@@ -81,6 +81,7 @@ class ScanReport:
     complete: bool = True
     errors: list[str] = field(default_factory=list)
     targets: list[TargetReport] = field(default_factory=list)
+    budget: dict[str, Any] | None = None  # the limits every packet and connection obeyed
 
     def all_findings(self) -> list[Finding]:
         return [finding for target in self.targets for finding in target.findings]
@@ -101,6 +102,7 @@ class ScanReport:
                 "ports_requested": self.ports_requested,
                 "complete": self.complete,
                 "errors": list(self.errors),
+                **({"budget": self.budget} if self.budget is not None else {}),
             },
             "targets": [target.to_dict() for target in self.targets],
         }

@@ -86,6 +86,28 @@ def insert_target_rows(db: sqlite3.Connection, seq: int, report: dict) -> None:
         )
 
 
+def _create_scan_progress(db: sqlite3.Connection) -> None:
+    # What an unfinished scan has learnt, written as it goes: one row per address, as its port
+    # states are known ('ports') and when it is finished ('done'). A killed scan keeps them,
+    # `show` renders them, `scan --resume` skips the addresses that are done. Deleted once the
+    # whole report is stored in scans.report.
+    db.execute("ALTER TABLE scans ADD COLUMN settings TEXT")  # JSON: how to rerun it (--resume)
+    db.execute("ALTER TABLE scans ADD COLUMN header TEXT")  # JSON: the report's "scan" so far
+    db.execute("ALTER TABLE scans ADD COLUMN addresses_planned INTEGER")
+    db.execute(
+        """
+        CREATE TABLE scan_progress (
+            scan_seq  INTEGER NOT NULL REFERENCES scans (seq) ON DELETE CASCADE,
+            position  INTEGER NOT NULL,    -- the address's place in the report
+            address   TEXT NOT NULL,
+            stage     TEXT NOT NULL CHECK (stage IN ('ports', 'done')),
+            target    TEXT NOT NULL,       -- the exposure-report/1 "targets" item, as known
+            PRIMARY KEY (scan_seq, address)
+        )
+        """
+    )
+
+
 _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
@@ -98,6 +120,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scans: one row per scan, running -> complete", _create_scans),
     Migration(
         2, "scan_targets: addresses of each scan, for history by target", _create_scan_targets
+    ),
+    Migration(
+        3, "scan_progress: results of each address as it completes, for killed scans",
+        _create_scan_progress,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -125,8 +151,11 @@ def migrate(db: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIO
 
     The connection must be in autocommit mode (isolation_level=None). BEGIN IMMEDIATE takes the
     write lock before the version is read, so two processes opening a new database at once do
-    not both apply migration 1: the second waits, then finds nothing pending.
+    not both apply migration 1: the second waits, then finds nothing pending. An up-to-date
+    database is only read (no lock): `history` is not held up by a scan that is writing.
     """
+    if not pending(db, migrations):
+        return current_version(db)
     for migration in migrations:
         db.execute("BEGIN IMMEDIATE")
         try:

@@ -51,7 +51,8 @@ def collect_targets(
         else:
             texts += read_target_file(Path(list_file))
     if not texts:
-        raise BadInput("no target given (a hostname, an IP address, a small CIDR, or -iL FILE)")
+        raise BadInput("no target given (a hostname, an IP address, a small CIDR, -iL FILE, or "
+                       "--resume SCAN)")
     if len(texts) > MAX_LIST_TARGETS:
         raise BadInput(f"{len(texts)} targets; the limit is {MAX_LIST_TARGETS}")
     hosts: list[str] = []

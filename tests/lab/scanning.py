@@ -36,6 +36,36 @@ def run_exposure(lab: Lab, *args: str, timeout: float = 120) -> CliRun:
                   time.monotonic() - started)
 
 
+CLI_AT_ONCE = 2  # scans run side by side in a test: one per core of the CI machine
+
+
+def run_many(
+    lab: Lab, variants: dict[str, tuple[list[str], dict[str, str]]], timeout: float = 180
+) -> dict[str, CliRun]:
+    """Run each (argv, extra environment) in the scan namespace, CLI_AT_ONCE at a time.
+
+    More at once would starve each of CPU, and a scan whose reads wait out --timeout because
+    its process is not scheduled finds less: a test comparing runs would compare load, not
+    the scanner."""
+    import os
+    import time
+
+    results: dict[str, CliRun] = {}
+    names = list(variants)
+    for start in range(0, len(names), CLI_AT_ONCE):
+        batch = names[start : start + CLI_AT_ONCE]
+        started = time.monotonic()
+        processes = {
+            name: lab.popen_in_scan(variants[name][0], stdout=-1, stderr=-1, text=True,
+                                    env={**os.environ, **variants[name][1]})
+            for name in batch
+        }
+        for name, process in processes.items():
+            out, err = process.communicate(timeout=timeout)
+            results[name] = CliRun(process.returncode, out, err, time.monotonic() - started)
+    return results
+
+
 def scan_json(lab: Lab, *args: str, timeout: float = 120) -> dict[str, Any]:
     run = run_exposure(lab, "scan", *args, "--format", "json", "--fail-on", "never",
                        timeout=timeout)

@@ -3,6 +3,9 @@ paramiko server (paramiko is a real SSH server implementation from PyPI) for the
 Debian's patched OpenSSH and Dropbear cannot show: accepting `none` authentication for any user,
 and a server without the strict-kex (Terrapin) countermeasure.
 
+For fail2ban, OpenSSH and Dropbear also run logging through syslog to a real rsyslogd, which
+writes auth.log the way Debian's does; Debian's fail2ban-regex then reads it (`fail2ban_failures`).
+
 Run as a module it is that paramiko server:
 
     python -m tests.lab.support_ssh --address 203.0.113.10 --port 2300 --host-key KEY --accept-none
@@ -11,21 +14,29 @@ Run as a module it is that paramiko server:
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.lab.daemons import (
+    DROPBEAR,
     READY_TIMEOUT,
+    SSHD,
     Daemon,
     Place,
+    dropbear_host_keys,
     endpoint_str,
     resolve_place,
     ssh_host_keys,
+    sshd_config,
     start_dropbear,
     start_sshd,
 )
@@ -124,6 +135,36 @@ def paramiko_sshd(
     return Service(name, {port: f"paramiko SSH ({what}, strict kex {strict_kex})"}, start)
 
 
+def _launch_foreground(
+    place: Place,
+    name: str,
+    argv: Sequence[str | os.PathLike[str]],
+    ports: Sequence[int],
+    directory: Path,
+    log_path: Path,
+    output: Path,
+    ready_timeout: float = READY_TIMEOUT,
+) -> Daemon:
+    """argv in the place's namespace, its output in `output`; ready once every port accepts."""
+    with open(output, "ab") as out:
+        proc = subprocess.Popen(
+            netns_argv(place.netns, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,  # `-m tests.lab.support_ssh` needs the repository on the path
+        )
+    endpoints = tuple((address, port) for port in ports for address in place.addresses)
+    daemon = Daemon(name, proc, place.netns, endpoints, log_path, directory)
+    missing = wait_for_tcp(place.netns, endpoints, ready_timeout, alive=lambda: daemon.alive)
+    if missing is not None:
+        daemon.stop()
+        tail = output.read_text(errors="replace")[-2000:]
+        raise LabError(f"{name} never accepted on {endpoint_str(*missing)}:\n{tail}")
+    return daemon
+
+
 def start_paramiko_sshd(
     where: Place | Lab,
     port: int,
@@ -147,22 +188,9 @@ def start_paramiko_sshd(
     if not strict_kex:
         argv.append("--no-strict-kex")
     log_path = directory / LOG_NAME
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            netns_argv(place.netns, argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=REPO,  # `-m tests.lab.support_ssh` needs the repository on the path
-        )
-    endpoints = tuple((address, port) for address in place.addresses)
-    daemon = Daemon(name, proc, place.netns, endpoints, log_path, directory)
-    missing = wait_for_tcp(place.netns, endpoints, ready_timeout, alive=lambda: daemon.alive)
-    if missing is not None:
-        daemon.stop()
-        raise LabError(f"{name} never accepted on {endpoint_str(*missing)}:\n{daemon.log_tail()}")
-    return daemon
+    return _launch_foreground(
+        place, name, argv, [port], directory, log_path, log_path, ready_timeout
+    )
 
 
 def connections_from(daemon: Daemon, address: str) -> list[str]:
@@ -170,6 +198,167 @@ def connections_from(daemon: Daemon, address: str) -> list[str]:
     text = daemon.log_path.read_text(errors="replace")
     marker = f"Connection from {address} port "
     return [line for line in text.splitlines() if marker in line]
+
+
+# --- through syslog, as on a real host, for fail2ban --------------------------------------------
+# fail2ban reads auth.log as rsyslog writes it: `Mon DD HH:MM:SS host sshd[PID]: message`. The pid
+# tells one connection's lines from another's (fail2ban's multi-line rules follow it), and the
+# `error: ` prefixes are there; sshd -E and Dropbear -E write neither. So these servers log with
+# syslog(3) to a real rsyslogd of their own, which writes auth.log with Debian's rules. sshd and
+# Dropbear can only log to /dev/log: each runs in a private mount namespace (unshare --mount, so
+# nothing changes for the rest of the machine) whose /dev is a directory holding rsyslog's socket
+# and bind mounts of the few device nodes they open.
+
+RSYSLOGD = "/usr/sbin/rsyslogd"
+UNSHARE = "/usr/bin/unshare"
+FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex"
+AUTH_LOG = "auth.log"
+DEVICE_NODES = ("null", "zero", "random", "urandom")
+# Debian's /etc/rsyslog.conf sends auth,authpriv.* to /var/log/auth.log in this format.
+RSYSLOG_CONFIG = """global(workDirectory="{workdir}")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="{socket}" CreatePath="on" RateLimit.Interval="0")
+auth,authpriv.* action(type="omfile" file="{log}" template="RSYSLOG_TraditionalFileFormat")
+"""
+PRIVATE_DEV = """set -eu
+dev=$1; shift
+for node in {nodes}; do : > "$dev/$node"; mount --bind "/dev/$node" "$dev/$node"; done
+mount --rbind "$dev" /dev
+exec "$@"
+""".format(nodes=" ".join(DEVICE_NODES))
+
+
+def start_rsyslog(place: Place, directory: Path, ready_timeout: float = READY_TIMEOUT) -> Daemon:
+    """rsyslogd listening on `directory`/dev/log, writing `directory`/auth.log."""
+    (directory / "dev").mkdir(parents=True)
+    (directory / "rsyslog").mkdir()
+    socket_path = directory / "dev" / "log"
+    config = directory / "rsyslog.conf"
+    log_path = directory / AUTH_LOG
+    config.write_text(
+        RSYSLOG_CONFIG.format(workdir=directory / "rsyslog", socket=socket_path, log=log_path)
+    )
+    output = directory / "rsyslogd.out"
+    argv = [RSYSLOGD, "-n", "-f", config, "-i", directory / "rsyslogd.pid"]
+    with open(output, "ab") as out:
+        proc = subprocess.Popen(
+            netns_argv(place.netns, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    daemon = Daemon(f"{directory.name}-rsyslogd", proc, place.netns, (), output, directory)
+    deadline = time.monotonic() + ready_timeout
+    while not socket_path.exists():
+        if not daemon.alive or time.monotonic() > deadline:
+            daemon.stop()
+            raise LabError(f"rsyslogd never made {socket_path}:\n{output.read_text()[-2000:]}")
+        time.sleep(0.01)
+    return daemon
+
+
+def start_syslogged(
+    place: Place,
+    name: str,
+    argv: Sequence[str | os.PathLike[str]],
+    port: int,
+    directory: Path,
+) -> list[Daemon]:
+    """argv logging through syslog into `directory`/auth.log (the returned daemon's log_path),
+    with its own rsyslogd (returned first)."""
+    rsyslog = start_rsyslog(place, directory)
+    wrapped = [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c"]
+    wrapped += [PRIVATE_DEV, "private-dev", directory / "dev", *argv]
+    try:
+        server = _launch_foreground(
+            place, name, wrapped, [port], directory, directory / AUTH_LOG, directory / "stderr"
+        )
+    except LabError:
+        rsyslog.stop()
+        raise
+    return [rsyslog, server]
+
+
+def syslogged_openssh(port: int, name: str, extra_config: str = "") -> Service:
+    """OpenSSH logging through syslog (LogLevel VERBOSE unless extra_config says otherwise)."""
+
+    def start(lab: Lab) -> list[Daemon]:
+        place = lab.place
+        directory = place.workdir / name
+        directory.mkdir()
+        listen = [endpoint_str(address, port) for address in place.addresses]
+        keys = ssh_host_keys(place.workdir / "ssh-hostkeys")
+        config = directory / "sshd_config"
+        config.write_text(sshd_config(directory, listen, keys, extra_config))
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+        return start_syslogged(place, name, [SSHD, "-D", "-f", config], port, directory)
+
+    return Service(name, {port: "OpenSSH (syslog)"}, start)
+
+
+def syslogged_dropbear(port: int, name: str, extra_args: Sequence[str] = ()) -> Service:
+    def start(lab: Lab) -> list[Daemon]:
+        place = lab.place
+        directory = place.workdir / name
+        directory.mkdir()
+        argv: list[str | os.PathLike[str]] = [DROPBEAR, "-F", "-P", directory / "dropbear.pid"]
+        for key in dropbear_host_keys(directory):
+            argv += ["-r", key]
+        for address in place.addresses:
+            argv += ["-p", endpoint_str(address, port)]
+        argv += list(extra_args)
+        return start_syslogged(place, name, argv, port, directory)
+
+    return Service(name, {port: f"Dropbear {' '.join(extra_args)} (syslog)".strip()}, start)
+
+
+@dataclass(frozen=True)
+class LogMark:
+    """A point in a log file: what a test did is what the file gained after it."""
+
+    path: Path
+    offset: int
+
+    @classmethod
+    def now(cls, path: Path) -> LogMark:
+        return cls(path, path.stat().st_size)
+
+    def since(self) -> str:
+        with open(self.path, "rb") as log:
+            log.seek(self.offset)
+            return log.read().decode(errors="replace")
+
+
+@dataclass(frozen=True)
+class Fail2banResult:
+    filter: str  # as given to fail2ban-regex: "sshd[mode=ddos]", "dropbear"
+    failures: int  # failures fail2ban counts against the address
+    matched: str  # the matched lines, to show when a test fails
+
+
+def fail2ban_failures(log_text: str, filter_spec: str, address: str) -> Fail2banResult:
+    """What Debian's fail2ban-regex, with its installed filter, counts in `log_text` against
+    `address`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".log", prefix="exposure-f2b-") as log:
+        log.write(log_text)
+        log.flush()
+        ips = _fail2ban_regex(log.name, filter_spec, "ip").split()
+        matched = _fail2ban_regex(log.name, filter_spec, "msg") if address in ips else ""
+    return Fail2banResult(filter_spec, ips.count(address), matched)
+
+
+def _fail2ban_regex(log: str, filter_spec: str, out: str) -> str:
+    run = subprocess.run(
+        [FAIL2BAN_REGEX, "--out", out, log, filter_spec],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if run.returncode != 0:
+        raise LabError(f"fail2ban-regex {filter_spec} failed: {run.stderr.strip()}")
+    return run.stdout
 
 
 # --- the paramiko server ---------------------------------------------------------------------

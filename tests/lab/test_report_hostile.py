@@ -25,7 +25,7 @@ import pytest
 
 from scanner.report.schema import validate_report
 from tests.lab.netns import Lab
-from tests.lab.scanning import EXPOSURE, LAB_SPEED, CliRun
+from tests.lab.scanning import EXPOSURE, LAB_SPEED, CliRun, run_many
 from tests.lab.support_hostile import (
     CANARY,
     HTML_PAYLOADS,
@@ -66,7 +66,7 @@ def _scan_args(lab: Lab) -> list[str]:
 
 @pytest.fixture(scope="module")
 def runs(hostile_lab: Lab) -> dict[str, CliRun]:
-    """One real scan per format (plus quiet and forced colour), all run at once."""
+    """One real scan per format (plus quiet and forced colour), two at a time."""
     base = [*EXPOSURE, *_scan_args(hostile_lab)]
     variants: dict[str, tuple[list[str], dict[str, str]]] = {
         fmt: ([*base, "--format", fmt], {}) for fmt in FORMATS
@@ -75,16 +75,9 @@ def runs(hostile_lab: Lab) -> dict[str, CliRun]:
     variants["table-colour"] = ([*base, "--format", "table"], colour)
     variants["table-shodan"] = ([*base, "--format", "table", "--shodan"], {})
     variants["quiet-colour"] = ([*base, "--format", "table", "--quiet"], colour)
-    processes = {
-        name: hostile_lab.popen_in_scan(argv, stdout=-1, stderr=-1, text=True,
-                                        env={**os.environ, **env})
-        for name, (argv, env) in variants.items()
-    }
-    results = {}
-    for name, process in processes.items():
-        out, err = process.communicate(timeout=120)
-        results[name] = CliRun(process.returncode, out, err, 0.0)
-        assert process.returncode == 0, f"{name}: exit {process.returncode}: {err[-2000:]}"
+    results = run_many(hostile_lab, variants, timeout=120)
+    for name, run in results.items():
+        assert run.code == 0, f"{name}: exit {run.code}: {run.stderr[-2000:]}"
     return results
 
 

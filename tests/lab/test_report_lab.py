@@ -4,8 +4,8 @@ The home (tests/lab/showcase.py): two OpenSSH, nginx on 80/443/8443 with the lab
 anonymous mosquitto, a never-onboarded Home Assistant (replayed recording of a real one,
 plain HTTP) and Node-RED without adminAuth. The real CLI scans it in the scan namespace
 once with `-oA` (all five formats from one scan, so every format must say the same) and
-once per stdout format at the same time. Each report is checked against the JSON report,
-so the test holds whichever checks exist:
+once per stdout format, two at a time (tests.lab.scanning.run_many). Each report is checked
+against the JSON report, so the test holds whichever checks exist:
 
 - every format opens with the same verdict and the same "fix these first" list, each problem
   once with where it applies; the JSON `summary` comes right after `schema`, SARIF carries
@@ -28,7 +28,7 @@ import pytest
 
 from scanner.report.schema import validate_report
 from tests.lab.netns import Lab
-from tests.lab.scanning import EXPOSURE, CliRun
+from tests.lab.scanning import EXPOSURE, CliRun, run_many
 from tests.lab.showcase import HA_PORT, NODE_RED_PORT, scan_args, showcase_services
 from tests.lab.support_hostile import chromium, find_chromium
 from tests.lab.support_services import node_red_installed
@@ -57,13 +57,10 @@ def runs(home: Lab) -> dict[str, CliRun]:
     variants = {fmt: scan_args(home, "--format", fmt) for fmt in FORMATS}
     variants["quiet"] = scan_args(home, "--quiet")
     variants["all"] = scan_args(home, "-oA", str(base))
-    processes = {name: home.popen_in_scan([*EXPOSURE, *argv], stdout=-1, stderr=-1, text=True)
-                 for name, argv in variants.items()}
-    results = {}
-    for name, process in processes.items():
-        out, err = process.communicate(timeout=240)
-        assert process.returncode == 0, f"{name}: exit {process.returncode}: {err[-2000:]}"
-        results[name] = CliRun(process.returncode, out, err, 0.0)
+    results = run_many(home, {name: ([*EXPOSURE, *argv], {})
+                              for name, argv in variants.items()}, timeout=240)
+    for name, run in results.items():
+        assert run.code == 0, f"{name}: exit {run.code}: {run.stderr[-2000:]}"
     assert results["all"].stdout == ""  # -oA: the files only
     for suffix in ("txt", "json", "md", "html", "sarif"):
         results[f"all.{suffix}"] = CliRun(0, (base.with_suffix(f".{suffix}")).read_text(), "",

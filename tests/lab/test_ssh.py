@@ -1,24 +1,31 @@
 """The SSH check against real servers: OpenSSH 9.2p1 (Debian 12) in six configurations, Dropbear
 2022.83 twice, and paramiko servers for what those cannot do (accept `none`, lack strict kex).
 
-The CLI scans the scanned ports once from the scan namespace (`scan` fixture); the finer tests
-call the audit in-process inside the scan namespace. Two servers are touched by one test only,
-so their logs count exactly what one audit did.
+The CLI scans the scanned ports twice from the scan namespace: asking everything it can
+(`target`: --ssh-auth-probe --ssh-host-keys) and with the defaults (`default_target`); the finer
+tests call the audit in-process inside the scan namespace. Some servers are touched by one test
+only, so their logs count exactly what one audit did; the syslogged ones (fail2ban section) are
+judged by Debian's fail2ban-regex, each test on what its own scan added to the log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import paramiko
 import pytest
 
 from scanner.checks.ssh.algorithms import WEAK
-from scanner.checks.ssh.audit import CONNECTION_TIMEOUTS, SshAudit, audit_ssh
+from scanner.checks.ssh.audit import CONNECTION_TIMEOUTS, AuditOptions, SshAudit, audit_ssh
 from scanner.checks.ssh.evaluate import verdict
 from scanner.net import Connector, Dialer, Endpoint, Limits, ScanBudget
 from tests.lab import support_ssh as servers
@@ -46,11 +53,32 @@ SCANNED: dict[int, Any] = {
 }
 COUNTED_OPENSSH = 2210  # audited by one test only: its log counts one audit
 COUNTED_DROPBEAR = 2024
+# Logging through syslog for fail2ban-regex; only the fail2ban tests touch them.
+F2B_OPENSSH = 2230  # the lab's defaults: passwords on, LogLevel VERBOSE
+F2B_OPENSSH_INFO = 2231  # keys only, LogLevel INFO (Debian's default level)
+F2B_OPENSSH_ALLOW = 2232  # AllowUsers: the user the opt-in probe asks as may not log in
+F2B_DROPBEAR = 2040
+F2B_DROPBEAR_NO_ROOT = 2041  # -w: Dropbear refuses root, and says so
+SYSLOGGED: dict[int, Any] = {
+    F2B_OPENSSH: servers.syslogged_openssh(F2B_OPENSSH, "f2b-openssh"),
+    F2B_OPENSSH_INFO: servers.syslogged_openssh(
+        F2B_OPENSSH_INFO, "f2b-openssh-info", servers.KEYS_ONLY + "LogLevel INFO\n"
+    ),
+    F2B_OPENSSH_ALLOW: servers.syslogged_openssh(
+        F2B_OPENSSH_ALLOW, "f2b-openssh-allowusers", "AllowUsers alice\n"
+    ),
+    F2B_DROPBEAR: servers.syslogged_dropbear(F2B_DROPBEAR, "f2b-dropbear"),
+    F2B_DROPBEAR_NO_ROOT: servers.syslogged_dropbear(
+        F2B_DROPBEAR_NO_ROOT, "f2b-dropbear-noroot", ["-w"]
+    ),
+}
 SERVICES = [
     *SCANNED.values(),
     servers.openssh(COUNTED_OPENSSH, "openssh-counted"),
     servers.dropbear(COUNTED_DROPBEAR, "dropbear-counted"),
+    *SYSLOGGED.values(),
 ]
+EVERYTHING = ("--ssh-auth-probe", "--ssh-host-keys")
 
 EXPECTED: dict[int, set[str]] = {
     22: {"ssh.password_auth"},
@@ -66,6 +94,13 @@ EXPECTED: dict[int, set[str]] = {
     2300: {"ssh.no_auth", "ssh.weak_algorithms"},
     2301: {"ssh.terrapin", "ssh.weak_algorithms"},
 }
+# By default only Dropbear is asked about logins (as root): nothing fail2ban counts.
+NOT_ASKED_BY_DEFAULT = {"ssh.password_auth", "ssh.no_auth"}
+DROPBEAR_PORTS = (2022, 2023)
+EXPECTED_DEFAULT: dict[int, set[str]] = {
+    port: expected if port in DROPBEAR_PORTS else expected - NOT_ASKED_BY_DEFAULT
+    for port, expected in EXPECTED.items()
+}
 DEBIAN_OPENSSH = (22, 2201, 2202, 2203, 2204, 2205)
 SSH_AUDIT_PORTS = (22, 2203, 2204, 2205, 2022)
 
@@ -78,12 +113,22 @@ def ssh_lab() -> Iterator[Lab]:
         yield lab
 
 
-@pytest.fixture(scope="module")
-def target(ssh_lab: Lab) -> dict[str, Any]:
-    ports = ",".join(str(port) for port in SCANNED)
-    report = scan_json(ssh_lab, Lab.HOME_V4, "--ports", ports, *LAB_SPEED)
+def scan_target(lab: Lab, ports: Any, *extra: str) -> dict[str, Any]:
+    listed = ",".join(str(port) for port in ports)
+    report = scan_json(lab, Lab.HOME_V4, "--ports", listed, *LAB_SPEED, *extra)
     (found,) = report["targets"]
     return found
+
+
+@pytest.fixture(scope="module")
+def target(ssh_lab: Lab) -> dict[str, Any]:
+    """Everything the check can learn: the opt-in login probe and every host key."""
+    return scan_target(ssh_lab, SCANNED, *EVERYTHING)
+
+
+@pytest.fixture(scope="module")
+def default_target(ssh_lab: Lab) -> dict[str, Any]:
+    return scan_target(ssh_lab, SCANNED)
 
 
 def port_entry(target: dict[str, Any], port: int) -> dict[str, Any]:
@@ -98,12 +143,15 @@ def daemon(lab: Lab, name: str) -> Daemon:
     return next(d for d in lab.daemons if d.name == name)
 
 
-def in_scan(lab: Lab, address: str, port: int) -> SshAudit:
+def in_scan(lab: Lab, address: str, port: int, options: AuditOptions | None = None) -> SshAudit:
     def audit() -> SshAudit:
         budget = ScanBudget(Limits(timeout=5.0 / CONNECTION_TIMEOUTS))
-        return audit_ssh(Connector(Dialer.for_port(budget), Endpoint(address, port)))
+        return audit_ssh(Connector(Dialer.for_port(budget), Endpoint(address, port)), options)
 
     return call_in_netns(lab.scan_ns, audit)
+
+
+ASK_EVERYTHING = AuditOptions(auth_probe=True, all_host_keys=True)
 
 
 # --- findings fire where they should, and only there -----------------------------------------
@@ -113,6 +161,36 @@ def in_scan(lab: Lab, address: str, port: int) -> SshAudit:
 def test_each_server_gets_exactly_its_findings(target: dict[str, Any], port: int) -> None:
     assert port_entry(target, port)["service"] == "ssh"
     assert {f["id"] for f in findings(target, port)} == EXPECTED[port]
+
+
+@pytest.mark.parametrize("port", list(EXPECTED_DEFAULT))
+def test_default_scan_gets_all_but_what_it_did_not_ask(
+    default_target: dict[str, Any], port: int
+) -> None:
+    assert {f["id"] for f in findings(default_target, port)} == EXPECTED_DEFAULT[port]
+    ssh = port_entry(default_target, port)["details"]["ssh"]
+    assert ssh["connections"] == 1  # one connection per SSH port
+    notes = [n for n in default_target["notes"] if n.startswith(f"port {port}:")]
+    not_asked = [n for n in notes if "cannot be verified from outside without" in n]
+    if port in DROPBEAR_PORTS:  # asked as root: fail2ban's dropbear filter never counts it
+        assert not_asked == [] and ssh["auth_asked_as"] == "root"
+        assert all(key["sha256"] for key in ssh["host_keys"])  # every key, by re-keying
+    else:
+        (note,) = not_asked
+        assert "--ssh-auth-probe" in note
+        # OpenSSH: fail2ban counts what it logs; paramiko: what it logs is not known
+        assert ("fail2ban" if ssh["product"] == "OpenSSH" else "not known") in note
+        assert ssh["auth_methods"] is None and ssh["none_auth_accepted"] is None
+        fetched = [key for key in ssh["host_keys"] if key["sha256"]]
+        assert len(fetched) == 1  # one key per OpenSSH connection: RSA, whose size matters
+        assert fetched[0]["type"] in ("ssh-rsa", ssh["host_keys"][0]["type"])
+
+
+def test_opt_in_probe_says_what_it_may_have_cost(target: dict[str, Any]) -> None:
+    notes = [n for n in target["notes"] if n.startswith("port 22:")]
+    assert any("--ssh-auth-probe" in n and "user nobody" in n for n in notes)
+    assert port_entry(target, 22)["details"]["ssh"]["auth_asked_as"] == "nobody"
+    assert port_entry(target, 2300)["details"]["ssh"]["auth_asked_as"] == "root"
 
 
 @pytest.mark.parametrize("port", [2201, 2203])
@@ -261,7 +339,7 @@ def test_details_are_complete(target: dict[str, Any], port: int) -> None:
 
 
 def test_ipv6_gives_the_same_answers(ssh_lab: Lab, target: dict[str, Any]) -> None:
-    audit = in_scan(ssh_lab, Lab.HOME_V6, 22)
+    audit = in_scan(ssh_lab, Lab.HOME_V6, 22, ASK_EVERYTHING)
     v4 = port_entry(target, 22)["details"]["ssh"]
     assert audit.auth is not None and audit.auth.methods == ("publickey", "password")
     ours = [fetched.key.sha256 for fetched in audit.host_keys if fetched.key]
@@ -347,29 +425,170 @@ PASSWORD_TRACES = re.compile(r"Failed (password|keyboard-interactive)|Accepted|p
 
 
 def test_openssh_log_one_audit(ssh_lab: Lab) -> None:
+    log = daemon(ssh_lab, "openssh-counted").log_path
     audit = in_scan(ssh_lab, Lab.HOME_V4, COUNTED_OPENSSH)
     assert audit.seconds < 1.0, f"one SSH endpoint took {audit.seconds:.3f} s"
-    log = daemon(ssh_lab, "openssh-counted").log_path.read_text()
-    # the algorithms, the auth-methods probe, and the one host key neither of them showed
-    assert len(SCAN_V4_CONNECTION.findall(log)) == audit.connections == 3
-    assert len(audit.host_keys) == 3 and all(k.key for k in audit.host_keys)
-    assert audit.auth is not None and audit.auth.methods == ("publickey", "password")
-    invalid = [line for line in log.splitlines() if line.startswith("Invalid user ")]
-    assert invalid == [f"Invalid user {audit.auth.user} from {Lab.SCAN_V4} port {_port(invalid)}"]
-    assert PASSWORD_TRACES.findall(log) == []
-    assert "Failed" not in log
+    text = log.read_text()
+    # the defaults: one connection, the algorithms and one host key, no login request
+    assert len(SCAN_V4_CONNECTION.findall(text)) == audit.connections == 1
+    assert audit.auth is None and "user" not in text.split("rdomain", 1)[-1]
+    assert [k.family.name for k in audit.host_keys if k.key] == ["ssh-rsa"]
+    mark = servers.LogMark.now(log)
+    everything = in_scan(ssh_lab, Lab.HOME_V4, COUNTED_OPENSSH, ASK_EVERYTHING)
+    added = _settled(mark)
+    # the login probe as user nobody in the first connection, one more per other host key
+    assert len(SCAN_V4_CONNECTION.findall(added)) == everything.connections == 3
+    assert len(everything.host_keys) == 3 and all(k.key for k in everything.host_keys)
+    assert everything.auth is not None and everything.auth.methods == ("publickey", "password")
+    assert everything.auth.user == "nobody"
+    assert "Invalid user" not in added and "not allowed" not in added
+    assert PASSWORD_TRACES.findall(text + added) == []
+    assert "Failed" not in added
 
 
-def _port(lines: list[str]) -> str:
-    return lines[0].rsplit(" ", 1)[1] if lines else "?"
+def _settled(mark: servers.LogMark, quiet: float = 0.3, limit: float = 5.0) -> str:
+    """What the log gained since `mark`, once it has stopped growing (servers log the end of a
+    connection a moment after the client hung up)."""
+    deadline = time.monotonic() + limit
+    size = -1
+    while time.monotonic() < deadline:
+        current = mark.path.stat().st_size
+        if current == size:
+            break
+        size = current
+        time.sleep(quiet)
+    return mark.since()
 
 
 def test_dropbear_log_one_audit(ssh_lab: Lab) -> None:
     audit = in_scan(ssh_lab, Lab.HOME_V4, COUNTED_DROPBEAR)
     assert audit.seconds < 1.0
-    log = daemon(ssh_lab, "dropbear-counted").log_path.read_text()
-    assert log.count(f"Child connection from {Lab.SCAN_V4}:") == audit.connections == 2
+    log = _settled(servers.LogMark(daemon(ssh_lab, "dropbear-counted").log_path, 0))
+    # one connection: both host keys (re-keying), and the methods asked as root
+    assert log.count(f"Child connection from {Lab.SCAN_V4}:") == audit.connections == 1
     assert audit.auth is not None and audit.auth.methods == ("publickey", "password")
-    # Dropbear logs the one `none` request for an unknown user; no password ever
-    assert log.count("Login attempt for nonexistent user") == 1
+    assert audit.auth.user == "root"
+    assert {k.family.name for k in audit.host_keys if k.key} == {"ssh-ed25519", "ssh-rsa"}
+    assert "nonexistent user" not in log
+    assert "(user 'root', 0 fails)" in log
     assert re.findall(r"password|Bad|auth succeeded", log, re.I) == []
+
+
+# --- fail2ban: what Debian's fail2ban-regex counts in a full scan's log --------------------------
+
+SSHD_MODES = ("normal", "extra", "ddos", "aggressive")
+COUNTS_EVERY_CONNECTION = ("ddos", "aggressive")  # any connection closed before login
+SCAN_CLOSE = re.compile(
+    rf"(?:Connection (?:closed|reset) by|Disconnected from) (?:\S+ user \S+ )?"
+    rf"{re.escape(Lab.SCAN_V4)} port \d+"
+)
+
+
+def syslogged(lab: Lab, port: int) -> Daemon:
+    return daemon(lab, SYSLOGGED[port].name)
+
+
+def scan_logged(lab: Lab, *extra: str) -> tuple[dict[str, Any], dict[int, str]]:
+    """A full `exposure scan` of the syslogged ports, and what each server logged for it."""
+    marks = {port: servers.LogMark.now(syslogged(lab, port).log_path) for port in SYSLOGGED}
+    found = scan_target(lab, SYSLOGGED, *extra)
+    return found, {port: _settled(mark) for port, mark in marks.items()}
+
+
+def sshd_verdicts(log: str) -> dict[str, servers.Fail2banResult]:
+    return {
+        mode: servers.fail2ban_failures(log, f"sshd[mode={mode}]", Lab.SCAN_V4)
+        for mode in SSHD_MODES
+    }
+
+
+def assert_only_connections_counted(log: str, port: int) -> int:
+    """normal and extra mode count nothing; ddos and aggressive count each connection once,
+    which no client can avoid. Returns the number of connections."""
+    connections = len(SCAN_CLOSE.findall(log))
+    verdicts = sshd_verdicts(log)
+    for mode, counted in verdicts.items():
+        expected = connections if mode in COUNTS_EVERY_CONNECTION else 0
+        assert counted.failures == expected, f"port {port} {mode}:\n{counted.matched}\n{log}"
+    return connections
+
+
+def test_default_scan_leaves_no_fail2ban_failure(ssh_lab: Lab) -> None:
+    found, logs = scan_logged(ssh_lab)
+    for port in (F2B_OPENSSH, F2B_OPENSSH_INFO, F2B_OPENSSH_ALLOW):
+        connections = assert_only_connections_counted(logs[port], port)
+        checked = port_entry(found, port)["details"]["ssh"]["connections"]
+        # identification reads the banner once, the SSH check opens one connection
+        assert (checked, connections) == (1, 2), logs[port]
+        assert "user" not in logs[port].replace("authenticating user", "")  # no login request
+    assert f"Connection from {Lab.SCAN_V4} port" in logs[F2B_OPENSSH]  # VERBOSE did log it
+    for port in (F2B_DROPBEAR, F2B_DROPBEAR_NO_ROOT):
+        counted = servers.fail2ban_failures(logs[port], "dropbear", Lab.SCAN_V4)
+        assert counted.failures == 0, counted.matched
+        assert logs[port].count(f"Child connection from {Lab.SCAN_V4}:") == 2
+        assert "nonexistent user" not in logs[port]
+    assert "root login rejected" in logs[F2B_DROPBEAR_NO_ROOT]  # -w: said, not counted
+    # and the findings that need no login request are all there
+    assert {f["id"] for f in findings(found, F2B_DROPBEAR)} == {
+        "ssh.password_auth",
+        "ssh.weak_algorithms",
+    }
+    assert findings(found, F2B_OPENSSH) == findings(found, F2B_OPENSSH_INFO) == []
+
+
+def test_opt_in_scan_costs_what_its_help_says(ssh_lab: Lab) -> None:
+    found, logs = scan_logged(ssh_lab, *EVERYTHING)
+    for port in (F2B_OPENSSH, F2B_OPENSSH_INFO):  # nobody may log in: nothing counted
+        connections = assert_only_connections_counted(logs[port], port)
+        assert connections == 1 + 3  # identification, then one per host key (--ssh-host-keys)
+    assert {f["id"] for f in findings(found, F2B_OPENSSH)} == {"ssh.password_auth"}
+    # AllowUsers leaves nobody out: the one refused login --ssh-auth-probe warns about
+    allow = logs[F2B_OPENSSH_ALLOW]
+    assert "User nobody from 203.0.113.1 not allowed because not listed in AllowUsers" in allow
+    connections = len(SCAN_CLOSE.findall(allow))
+    for mode, counted in sshd_verdicts(allow).items():
+        expected = 1 + (connections if mode in COUNTS_EVERY_CONNECTION else 0)
+        assert counted.failures == expected, f"{mode}:\n{counted.matched}"
+    notes = [n for n in found["notes"] if n.startswith(f"port {F2B_OPENSSH_ALLOW}:")]
+    assert any("AllowUsers" in n and "--ssh-auth-probe" in n for n in notes)
+    for port in (F2B_DROPBEAR, F2B_DROPBEAR_NO_ROOT):
+        counted = servers.fail2ban_failures(logs[port], "dropbear", Lab.SCAN_V4)
+        assert counted.failures == 0, counted.matched
+        assert logs[port].count(f"Child connection from {Lab.SCAN_V4}:") == 2  # no more
+
+
+def _paramiko_attempt(port: int, attempt: Any) -> None:
+    sock = socket.create_connection((Lab.HOME_V4, port), timeout=5)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=5)
+        with contextlib.suppress(paramiko.AuthenticationException):
+            attempt(transport)
+    finally:
+        transport.close()
+
+
+def test_fail2ban_sees_what_the_old_probe_did(ssh_lab: Lab) -> None:
+    """The pipeline counts a strike when there is one: the `none` request for a random user
+    name that the SSH check used to send (OpenSSH: `Invalid user`)."""
+    mark = servers.LogMark.now(syslogged(ssh_lab, F2B_OPENSSH).log_path)
+    user = f"exposure-{secrets.token_hex(4)}"
+    call_in_netns(
+        ssh_lab.scan_ns, lambda: _paramiko_attempt(F2B_OPENSSH, lambda t: t.auth_none(user))
+    )
+    verdicts = sshd_verdicts(_settled(mark))
+    assert verdicts["normal"].failures == verdicts["extra"].failures == 1
+    assert verdicts["aggressive"].failures == 2  # the invalid user, and the close
+
+
+def test_fail2ban_dropbear_filter_sees_a_wrong_password(ssh_lab: Lab) -> None:
+    """The same for Dropbear's log: a wrong password for root (made here, against the lab's own
+    server; the scanner never sends a password) is one failure for fail2ban's dropbear filter."""
+    mark = servers.LogMark.now(syslogged(ssh_lab, F2B_DROPBEAR).log_path)
+    secret = secrets.token_hex(8)
+    call_in_netns(
+        ssh_lab.scan_ns,
+        lambda: _paramiko_attempt(F2B_DROPBEAR, lambda t: t.auth_password("root", secret)),
+    )
+    counted = servers.fail2ban_failures(_settled(mark), "dropbear", Lab.SCAN_V4)
+    assert counted.failures == 1, counted.matched

@@ -42,7 +42,8 @@ BAD_INPUTS = (
     BadInput(_scan("--ca-file", "{tmp}/missing.pem"), "no such file"),
     BadInput(_scan("--ca-file", "{tmp}"), "is a directory, not a PEM file"),
     BadInput(("scan", LOOPBACK, "-p", "{port}", "--db", "/proc/x.db"),
-             "--db /proc/x.db: cannot create a file in /proc"),
+             "--db /proc/x.db: cannot be created: /proc does not accept new files (a proc file "
+             "system)"),
     BadInput(("scan", LOOPBACK, "-p", "{port}", "--db", "{tmp}"), "is a directory"),
     BadInput(("scan", "999.1.1.1"), "'999.1.1.1' is not a valid IPv4 address (999 is more than"),
     BadInput(("scan", "1.2.3"), "is not a valid IPv4 address (it needs four numbers"),

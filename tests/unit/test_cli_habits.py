@@ -185,12 +185,13 @@ def test_verbose_says_what_each_stage_does(web: int, capsys: pytest.CaptureFixtu
     assert "discovery" not in capsys.readouterr().err
     assert main(_scan("127.0.0.1", "-p", str(web), "-v")) == 0
     err = capsys.readouterr().err
-    for line in ("exposure: 127.0.0.1: discovery of", "exposure: 127.0.0.1: discovery done",
-                 "exposure: 127.0.0.1: identification of 1 open ports",
-                 "exposure: 127.0.0.1: checks done"):
-        assert line in err
+    for line in ("exposure: all addresses: discovery started",
+                 "exposure: 127.0.0.1: identification started",
+                 "exposure: 127.0.0.1: identification: 1 of 1 open ports",
+                 "exposure: 127.0.0.1: checks: 1 of 1 open ports"):
+        assert line in err, err
     assert main(["-v", *_scan("127.0.0.1", "-p", str(web))]) == 0  # before the command too
-    assert "discovery of" in capsys.readouterr().err
+    assert "discovery started" in capsys.readouterr().err
 
 
 def test_a_note_when_nmap_is_missing(web: int, tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
+
+import pytest
 
 from scanner.checks.base import CheckContext, CheckOptions, standalone_context
 from scanner.checks.registry import all_checks, catalogue
-from scanner.checks.ssh.audit import AuthProbe, FetchedKey, ServerHello, SshAudit, probe_blocker
+from scanner.checks.ssh.audit import (
+    AuditOptions,
+    AuthPlan,
+    AuthProbe,
+    FetchedKey,
+    ServerHello,
+    SshAudit,
+    plan_auth,
+    probe_blocker,
+)
 from scanner.checks.ssh.check import CHECK, ROOT_LOGIN_NOTE, assess
 from scanner.checks.ssh.hostkeys import HostKey, KeyFamily
 from scanner.checks.ssh.kexinit import Identification, KexInit
+from scanner.checks.ssh.servers import DROPBEAR_PROFILE, OPENSSH_PROFILE, OTHER_PROFILE
 from scanner.findings import Severity
 from scanner.identification.model import ServiceIdentity
 from scanner.targets import Target
@@ -31,17 +45,22 @@ def hello(banner: str = DEBIAN, kex: KexInit | None = None) -> ServerHello:
     return ServerHello(identification, kex or kexinit())
 
 
+# Dropbear is asked by default: no note about what asking cost
+ASKED = AuthPlan(DROPBEAR_PROFILE, "root")
+
+
 def audit(
     methods: tuple[str, ...] | None = ("publickey",),
     none_accepted: bool = False,
     server: ServerHello | None = None,
     keys: tuple[HostKey, ...] = (ED25519,),
+    plan: AuthPlan = ASKED,
 ) -> SshAudit:
     fetched = tuple(FetchedKey(KeyFamily(k.type, (k.type,)), k, "kex") for k in keys)
-    auth = AuthProbe(user="exposure-0a1b2c3d", methods=methods, none_accepted=none_accepted)
-    return SshAudit(
-        hello=server or hello(), host_keys=fetched, auth=auth, connections=2, seconds=0.05
-    )
+    auth = None
+    if plan.user is not None:
+        auth = AuthProbe(user=plan.user, methods=methods, none_accepted=none_accepted)
+    return SshAudit(hello=server or hello(), host_keys=fetched, auth=auth, plan=plan, connections=1)
 
 
 def ids(result: object) -> list[str]:
@@ -86,7 +105,9 @@ def test_none_accepted_is_critical_and_only_that() -> None:
     result = assess(audit(methods=("none",), none_accepted=True), PORT)
     assert ids(result) == ["ssh.no_auth"]
     assert result.findings[0].severity == Severity.CRITICAL
-    assert "exposure-0a1b2c3d" in result.findings[0].evidence
+    assert "'root'" in result.findings[0].evidence and "no session" in result.findings[0].evidence
+    assert result.details["ssh"]["none_auth_accepted"] is True
+    assert result.details["ssh"]["auth_asked_as"] == "root"
 
 
 def test_unknown_methods_are_a_note_not_a_finding() -> None:
@@ -175,6 +196,8 @@ def test_auth_probe_is_skipped_when_it_cannot_work() -> None:
     assert probe_blocker(kexinit(kex=("sntrup761x25519-sha512@openssh.com",))) is not None
     assert "chacha20" in (probe_blocker(kexinit(ciphers=("chacha20-poly1305@openssh.com",))) or "")
     assert probe_blocker(kexinit(host_key=("ssh-dss",))) is not None
+    zlib_only = dataclasses.replace(kexinit(), compression_c2s=("zlib",), compression_s2c=("zlib",))
+    assert "compression" in (probe_blocker(zlib_only) or "")
     # the legacy algorithms old routers need are within reach
     legacy = kexinit(
         kex=("diffie-hellman-group14-sha1",),
@@ -183,5 +206,70 @@ def test_auth_probe_is_skipped_when_it_cannot_work() -> None:
         macs=("hmac-sha1",),
     )
     assert probe_blocker(legacy) is None
-    skipped = SshAudit(hello=hello(), auth=None, auth_skipped="no cipher in common")
+    blocked = AuthPlan(DROPBEAR_PROFILE, None, blocker="no cipher in common")
+    skipped = SshAudit(hello=hello(), auth=None, plan=blocked)
     assert any("no cipher in common" in note for note in assess(skipped, PORT).notes)
+
+
+DROPBEAR_BANNER = "SSH-2.0-dropbear_2022.83"
+
+
+@pytest.mark.parametrize(
+    ("banner", "probe", "user"),
+    [
+        (DEBIAN, False, None),  # OpenSSH: asking may be a counted failure: opt-in
+        (DEBIAN, True, "nobody"),
+        ("SSH-2.0-OpenSSH_for_Windows_9.5", False, None),
+        (DROPBEAR_BANNER, False, "root"),  # Dropbear: never counted, asked by default as root
+        (DROPBEAR_BANNER, True, "root"),
+        ("SSH-2.0-paramiko_3.4.0", False, None),  # unknown logs: opt-in
+        ("SSH-2.0-paramiko_3.4.0", True, "root"),
+    ],
+)
+def test_who_is_asked_and_as_whom(banner: str, probe: bool, user: str | None) -> None:
+    plan = plan_auth(hello(banner), AuditOptions(auth_probe=probe))
+    assert plan.user == user
+    assert plan.opt_in == (not banner.startswith(DROPBEAR_BANNER))
+    assert plan.left_to_the_user == (user is None)
+
+
+def test_opt_in_probe_not_used_says_what_cannot_be_verified_and_why() -> None:
+    result = assess(audit(plan=AuthPlan(OPENSSH_PROFILE, None, opt_in=True)), PORT)
+    assert ids(result) == []
+    (note,) = result.notes[1:]
+    assert "cannot be verified from outside without one login request" in note
+    assert "user nobody" in note and "fail2ban" in note and "AllowUsers" in note
+    assert "--ssh-auth-probe" in note and "sshd -T" in note
+    details = result.details["ssh"]
+    assert details["auth_methods"] is None and details["none_auth_accepted"] is None
+    assert "auth_asked_as" not in details
+
+
+def test_opt_in_probe_used_says_what_it_may_have_cost() -> None:
+    plan = AuthPlan(OPENSSH_PROFILE, "nobody", opt_in=True)
+    result = assess(audit(methods=("publickey", "password"), plan=plan), PORT)
+    assert ids(result) == ["ssh.password_auth"]
+    assert "as user nobody" in result.findings[0].evidence
+    (note,) = result.notes[1:]
+    assert "--ssh-auth-probe" in note and "refused login" in note
+
+
+def test_unknown_server_software_note_says_its_logs_are_unknown() -> None:
+    result = assess(audit(plan=AuthPlan(OTHER_PROFILE, None, opt_in=True)), PORT)
+    (note,) = result.notes[1:]
+    assert "user root" in note and "not known" in note and "sshd -T" not in note
+
+
+def test_cli_help_says_what_the_opt_in_ssh_probes_cost(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scanner.cli import main
+
+    monkeypatch.setenv("COLUMNS", "500")
+    with contextlib.suppress(SystemExit):
+        main(["scan", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "--ssh-auth-probe" in text and "--ssh-host-keys" in text
+    assert "as user nobody on OpenSSH" in text and "refused login" in text
+    assert "fail2ban's sshd filter counts" in text and "AllowUsers" in text
+    assert "ddos and aggressive mode" in text

@@ -12,7 +12,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from scanner.checks.ssh.audit import CONNECTION_TIMEOUTS, SshAudit, audit_ssh
+from scanner.checks.ssh.audit import (
+    CONNECTION_BYTE_CAP,
+    CONNECTION_TIMEOUTS,
+    IDENTIFICATION_LINE,
+    AuditOptions,
+    ResumedSocket,
+    SshAudit,
+    SshProtocolError,
+    audit_ssh,
+)
 from scanner.checks.ssh.check import assess
 from scanner.checks.ssh.hostkeys import frame
 from scanner.net import Connector, Dialer, Endpoint, Limits, ScanBudget, SocketAdapter, Stream
@@ -22,6 +31,8 @@ TIMEOUT = 1.0
 SLACK = 0.5  # thread start-up and scheduling on a loaded machine
 Behaviour = Callable[[socket.socket], None]
 IDENT = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
+DROPBEAR_IDENT = b"SSH-2.0-dropbear_2022.83\r\n"  # asked about logins by default (paramiko)
+EVERYTHING = AuditOptions(auth_probe=True, all_host_keys=True)
 KEXINIT = frame(
     kexinit_payload(
         kex=("curve25519-sha256",),
@@ -33,10 +44,17 @@ KEXINIT = frame(
 )
 
 
-def audit_at(port: int, connection_timeout: float) -> SshAudit:
+def audit_at(
+    port: int, connection_timeout: float, options: AuditOptions | None = None
+) -> SshAudit:
     """The audit of 127.0.0.1:port with each connection bounded by `connection_timeout`."""
     budget = ScanBudget(Limits(timeout=connection_timeout / CONNECTION_TIMEOUTS))
-    return audit_ssh(Connector(Dialer.for_port(budget), Endpoint("127.0.0.1", port)))
+    return audit_ssh(Connector(Dialer.for_port(budget), Endpoint("127.0.0.1", port)), options)
+
+
+def lent(sock: socket.socket, deadline: float, cap: int) -> SocketAdapter:
+    """A socket as the audit lends it to paramiko (EOFError at the deadline or the cap)."""
+    return SocketAdapter(Stream(sock, deadline, 1.0, cap), EOFError)
 
 
 @contextlib.contextmanager
@@ -106,23 +124,42 @@ def kexinit_then_flood(conn: socket.socket) -> None:
         conn.sendall(junk)
 
 
+def dropbear_then_flood(conn: socket.socket) -> None:
+    """The same, under a Dropbear banner: paramiko's key exchange meets the flood."""
+    conn.sendall(DROPBEAR_IDENT + KEXINIT)
+    conn.recv(4096)
+    junk = os.urandom(65536)
+    while True:
+        conn.sendall(junk)
+
+
 def escape_sequences(conn: socket.socket) -> None:
     conn.sendall(b"SSH-2.0-OpenSSH_9.9\x1b[2J\x1b]0;owned\x07 \x1b[31mDebian-1\r\n" + KEXINIT)
     time.sleep(3 * TIMEOUT)
 
 
-@pytest.mark.parametrize(
-    "behaviour",
-    [silent, endless_lines, one_long_line, drip, huge_packet, kexinit_then_flood, escape_sequences],
-)
-def test_hostile_server_costs_bounded_time(behaviour: Behaviour) -> None:
+BEHAVIOURS = [
+    silent,
+    endless_lines,
+    one_long_line,
+    drip,
+    huge_packet,
+    kexinit_then_flood,
+    dropbear_then_flood,
+    escape_sequences,
+]
+
+
+@pytest.mark.parametrize("options", [AuditOptions(), EVERYTHING], ids=["default", "everything"])
+@pytest.mark.parametrize("behaviour", BEHAVIOURS)
+def test_hostile_server_costs_bounded_time(behaviour: Behaviour, options: AuditOptions) -> None:
     with hostile_server(behaviour) as port:
         started = time.monotonic()
-        audit = audit_at(port, TIMEOUT)
+        audit = audit_at(port, TIMEOUT, options)
         elapsed = time.monotonic() - started
-    # at most the first connection, the auth probe and one key connection, each bounded
+    # the whole audit, whatever it asks, within its budget of three connection timeouts
     assert elapsed < 3 * TIMEOUT + SLACK, elapsed
-    assert audit.connections <= 3
+    assert audit.connections <= (1 if options == AuditOptions() else 3)
     result = assess(audit, port)
     text = repr(result.details) + repr(result.notes) + repr([f.evidence for f in result.findings])
     assert "\x1b" not in text and "\x07" not in text
@@ -135,24 +172,59 @@ def test_silent_server_is_reported_not_raised() -> None:
     assert audit.errors and "deadline" in audit.errors[0]
 
 
-def test_flooding_server_gives_the_algorithms_but_no_key() -> None:
-    with hostile_server(kexinit_then_flood) as port:
-        audit = audit_at(port, TIMEOUT)
+@pytest.mark.parametrize(
+    ("behaviour", "options"),
+    [
+        (kexinit_then_flood, EVERYTHING),  # paramiko asks the login methods (opt-in)
+        (dropbear_then_flood, AuditOptions()),  # paramiko asks by default
+    ],
+)
+def test_flooding_server_gives_the_algorithms_but_no_key(
+    behaviour: Behaviour, options: AuditOptions
+) -> None:
+    with hostile_server(behaviour) as port:
+        audit = audit_at(port, TIMEOUT, options)
     assert audit.hello is not None and audit.hello.kexinit.kex == ("curve25519-sha256",)
     assert audit.host_keys and audit.host_keys[0].key is None and audit.host_keys[0].error
     assert audit.auth is not None and audit.auth.methods is None and audit.auth.error
 
 
-def test_the_socket_lent_to_paramiko_enforces_cap_and_deadline() -> None:
+def test_flooding_openssh_by_default_costs_one_connection_and_asks_nothing() -> None:
+    with hostile_server(kexinit_then_flood) as port:
+        audit = audit_at(port, TIMEOUT)
+    assert audit.connections == 1 and audit.auth is None
+    assert audit.plan is not None and audit.plan.left_to_the_user
+    assert audit.host_keys[0].key is None and audit.host_keys[0].error
+
+
+def test_resumed_socket_reads_again_and_does_not_send_twice() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        bounded = lent(left, time.monotonic() + 5, CONNECTION_BYTE_CAP)
+        resumed = ResumedSocket(bounded, b"SSH-2.0-x\r\nKEX", IDENTIFICATION_LINE)
+        assert resumed.recv(11) + resumed.recv(100) == b"SSH-2.0-x\r\nKEX"
+        right.sendall(b"more")
+        assert resumed.recv(100) == b"more"  # then the connection itself
+        sent = IDENTIFICATION_LINE + b"kexinit"
+        assert resumed.send(sent) == len(sent)
+        assert right.recv(100) == b"kexinit"  # the identification went out once, before
+        assert resumed.send(IDENTIFICATION_LINE) == len(IDENTIFICATION_LINE)  # later: as is
+        assert right.recv(100) == IDENTIFICATION_LINE
+        other = ResumedSocket(bounded, b"", IDENTIFICATION_LINE)
+        with pytest.raises(SshProtocolError):
+            other.send(b"SSH-2.0-somebody_else\r\n")
+
+
+def test_bounded_socket_enforces_cap_and_deadline() -> None:
     left, right = socket.socketpair()
     with left, right:
         right.sendall(b"x" * 5000)
-        bounded = SocketAdapter(Stream(left, time.monotonic() + 5, 1.0, 3000), EOFError)
+        bounded = lent(left, time.monotonic() + 5, 3000)
         received = b""
         with pytest.raises(EOFError):
             while True:
                 received += bounded.recv(1024)
         assert len(received) == 3000
-        late = SocketAdapter(Stream(right, time.monotonic() - 1, 1.0, 3000), EOFError)
+        late = lent(right, time.monotonic() - 1, CONNECTION_BYTE_CAP)
         with pytest.raises(EOFError):
             late.recv(10)

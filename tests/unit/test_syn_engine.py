@@ -100,19 +100,22 @@ def network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     fake = FakeNetwork(version, template.tcp_offset)
 
     @contextlib.contextmanager
-    def fake_session(address: object, ports: list[int]) -> Iterator[syn._Session]:
+    def fake_sessions(targets: object, ports: list[int]) -> Iterator[syn._Sessions]:
         target = TARGET[version]
-        cookies = cookie_table(bytes(16), target.packed, OUR_PORT)
-        yield syn._Session(
-            target=target,
+        cookies = cookie_table(bytes(16), b"", OUR_PORT)
+        host = syn._Host(
+            address=target,
             sender=fake,  # type: ignore[arg-type]
-            receiver=fake,  # type: ignore[arg-type]
             destination=syn_sockets.socket_address(target),
             template=template,
-            check=ReplyCheck(target.packed, OUR_PORT, cookies, frozenset(ports)),
+            cookies=cookies,
+            mask=0x5A5A5A5A,
         )
+        check = ReplyCheck({target.packed: host.mask}, OUR_PORT, cookies, frozenset(ports))
+        receiver = syn._Receiver(fake, version, check, {target.packed: host})  # type: ignore[arg-type]
+        yield syn._Sessions([host], [receiver])
 
-    monkeypatch.setattr(syn, "_open_session", fake_session)
+    monkeypatch.setattr(syn, "_open_sessions", fake_sessions)
     return fake
 
 
@@ -263,3 +266,30 @@ def test_importing_the_engine_does_not_import_scapy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "False"
+
+
+def test_canaries_are_probed_once_and_not_waited_out(network: FakeNetwork):
+    """All requested ports answered: silent canaries cost a few round trips, not the timeout."""
+    network.open_ports = {22}
+    options = DiscoveryOptions(rate=100_000, timeout=2.0, retries=2)
+    started = time.monotonic()
+    found = syn.SynEngine().scan_hosts([TARGET[network.version]], [22], options,
+                                       canaries=[41000, 42000, 43000, 44000])
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.6, elapsed
+    assert sorted(network.probes) == [22, 41000, 42000, 43000, 44000]  # no retry for canaries
+    states = found[TARGET[network.version]]
+    assert states[22] is PortState.OPEN and states[41000] is PortState.FILTERED
+
+
+def test_open_ports_are_reported_the_moment_they_answer(network: FakeNetwork):
+    network.open_ports = {22, 443}
+    heard: list[tuple[object, int, float]] = []
+    started = time.monotonic()
+    syn.SynEngine().scan_hosts(
+        [TARGET[network.version]], [22, 443, 8080], DiscoveryOptions(rate=100_000, timeout=1.0),
+        on_open=lambda address, port: heard.append((address, port, time.monotonic() - started)),
+    )
+    assert [(address, port) for address, port, _ in heard] == [
+        (TARGET[network.version], 22), (TARGET[network.version], 443)]
+    assert all(at < 0.2 for _, _, at in heard)  # long before 8080's timeout and retry

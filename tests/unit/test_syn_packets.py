@@ -131,8 +131,8 @@ def test_cookie_table_refuses_a_short_secret():
 
 COOKIES = cookie_table(SECRET, TARGET_V4.packed, OUR_PORT)
 PROBED = frozenset({22, 80, 443, 8443})
-CHECK_V4 = ReplyCheck(TARGET_V4.packed, OUR_PORT, COOKIES, PROBED)
-CHECK_V6 = ReplyCheck(TARGET_V6.packed, OUR_PORT, COOKIES, PROBED)
+CHECK_V4 = ReplyCheck({TARGET_V4.packed: 0}, OUR_PORT, COOKIES, PROBED)
+CHECK_V6 = ReplyCheck({TARGET_V6.packed: 0}, OUR_PORT, COOKIES, PROBED)
 SYN_ACK, RST_ACK = TCP_SYN | TCP_ACK, TCP_RST | TCP_ACK
 
 
@@ -226,7 +226,7 @@ def test_ipv6_reply_checks_source_address_and_cookie():
 
 
 def test_port_zero_and_out_of_table_ports_are_ignored():
-    check = ReplyCheck(TARGET_V4.packed, OUR_PORT, COOKIES, range(0, 70000))
+    check = ReplyCheck({TARGET_V4.packed: 0}, OUR_PORT, COOKIES, range(0, 70000))
     port_zero = TcpReply(TARGET_V4.packed, 0, OUR_PORT, valid_ack(0), SYN_ACK)
     assert classify_reply(port_zero, check) is None
 

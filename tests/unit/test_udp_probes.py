@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.discovery import udp
-from scanner.discovery.ratelimit import RateLimiter
 from scanner.discovery.udp import UdpOptions, UdpService, probe_udp, udp_findings
+from scanner.net import RateBucket
 
 ANY_BYTES = st.binary(max_size=2048)
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
@@ -137,12 +137,13 @@ def test_findings_only_for_evidence() -> None:
     assert udp_findings([monlist])[0].severity.value == "high"
 
 
-def test_rate_cap_spaces_the_datagrams() -> None:
-    pacer = RateLimiter(20.0)  # what run_exchanges paces its datagrams with
+def test_the_scan_bucket_spaces_the_datagrams() -> None:
+    bucket = RateBucket(20.0, burst=1)  # the scan's bucket at --rate 20
+    exchanges = [udp.Exchange("dns", f"q{index}", 9, b"x") for index in range(5)]
     started = time.monotonic()
-    for _ in range(5):
-        pacer.wait()
+    udp.run_exchanges(LOOPBACK, exchanges, UdpOptions(timeout=0.01, retries=0, bucket=bucket))
     assert time.monotonic() - started >= 4 / 20.0 - 0.01
+    assert bucket.booked == 5
 
 
 def test_port_entry_shape() -> None:

@@ -105,11 +105,11 @@ class HttpFetcher:
 
 def assess_port(context: CheckContext) -> list[Judged]:
     """Every catalogue product found on this port, with its verdict."""
-    identity = context.identity
-    judged: list[Judged] = []
-    if identity.service == "http":
+    # Protocols first: where a server named its protocol (an RTSP server answering HTTP), that
+    # probe is the strong lead, and a slow sweep of HTTP products must not eat its deadline.
+    judged = assess_protocols(context)
+    if context.identity.service == "http" and not judged:
         judged += assess_http(context)
-    judged += assess_protocols(context)
     return judged
 
 

@@ -8,6 +8,7 @@ not know. We do not guess stream paths, so a 404 is "cannot be verified from out
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from scanner import __version__
@@ -17,6 +18,7 @@ from scanner.report.sanitize import safe_text
 
 CAP = 16 * 1024
 _STATUS = re.compile(r"^RTSP/1\.\d (\d{3})(?: ([^\r\n]{0,80}))?")
+DESCRIBE_TIMEOUTS = 2
 _HEADER = re.compile(r"^([A-Za-z-]{1,40}):[ \t]*([^\r\n]{0,300})\r?$", re.MULTILINE)
 
 
@@ -82,14 +84,18 @@ def probe(connector: Connector) -> ProbeOutcome:
     if connector.tls:
         return NOT_IDENTIFIED
     url = f"rtsp://{connector.endpoint.host}/"
+    describe = None
     try:
+        # DESCRIBE makes the server build its media pipeline first: two read timeouts
         with connector.open(cap=2 * CAP) as stream:
             stream.send(request("OPTIONS", url, 1))
             options = parse_response(stream.recv_until(response_complete, CAP))
             if options is None:
                 return NOT_IDENTIFIED
-            stream.send(request("DESCRIBE", url, 2, "Accept: application/sdp\r\n"))
-            describe = parse_response(stream.recv_until(response_complete, CAP))
+            stream.read_timeout *= DESCRIBE_TIMEOUTS
+            with contextlib.suppress(NetError):  # OPTIONS answered: RTSP all the same
+                stream.send(request("DESCRIBE", url, 2, "Accept: application/sdp\r\n"))
+                describe = parse_response(stream.recv_until(response_complete, CAP))
     except NetError:
         return NOT_IDENTIFIED
     return classify(options, describe, url)

@@ -1,15 +1,20 @@
-"""The network half of the SSH audit: a few short, bounded connections, nothing an anonymous
-client would not do.
+"""The network half of the SSH audit: one connection per port unless asked for more, nothing an
+anonymous client would not do, and nothing fail2ban counts where that can be known (servers.py
+says what each server software logs, and why the audit does what it does).
 
-1. Algorithms: send our identification, read the server's identification and KEXINIT, and
-   (in the same connection) start a key exchange just far enough to receive one host key.
-2. Authentication methods, the way nmap's ssh-auth-methods does: a full key exchange (paramiko)
-   and ONE `none` userauth request for a random user name. The failure reply lists the methods
-   that can continue; a success means the server lets anyone in. No password is ever sent, no
-   retry. This connection also records the host key it negotiated.
-3. One more connection per host key the first two did not show (ed25519, ECDSA, RSA ...).
+The connection: send our identification, read the server's identification and KEXINIT. Then
+either
+- start a key exchange just far enough to receive one host key, and hang up; or, where the login
+  methods are asked (by default on Dropbear, with `AuditOptions.auth_probe` elsewhere):
+- let paramiko continue the same connection: a full key exchange (the host key's signature is
+  checked), ONE `none` userauth request for the server's probe user (the failure reply lists the
+  methods that can continue; a success means that user gets in with nothing) and, on servers
+  that re-key before login, one re-key per further host key. No password is ever sent, no
+  retry, no channel opened.
+With `AuditOptions.all_host_keys`, one more connection per host key still missing. Every
+connection ends with a plain TCP close, never SSH_MSG_DISCONNECT (servers.py says why).
 
-Every connection comes from the network layer, with a deadline and a byte cap, paramiko's
+Every connection comes from the network layer with a deadline and a byte cap, paramiko's
 included (`open_bounded`).
 """
 
@@ -17,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +43,6 @@ from scanner.checks.ssh.hostkeys import (
     frame,
     kex_init_message,
     key_families,
-    key_family_name,
     parse_kex_reply,
 )
 from scanner.checks.ssh.kexinit import (
@@ -59,21 +62,26 @@ from scanner.checks.ssh.kexinit import (
     parse_identification_line,
     parse_kexinit,
 )
+from scanner.checks.ssh.servers import ServerProfile, profile_for
+from scanner.checks.ssh.versions import parse_software
 from scanner.net import Connector, SocketAdapter
 from scanner.report.sanitize import safe_text
 
 CLIENT_IDENTIFICATION = f"SSH-2.0-exposure_{__version__}"
+IDENTIFICATION_LINE = CLIENT_IDENTIFICATION.encode("ascii") + b"\r\n"
 CONNECTION_BYTE_CAP = 256 * 1024  # per connection; a whole audit reads ~10 KB
 RECV_CHUNK = 16 * 1024
 MAX_SKIPPED_MESSAGES = 8  # SSH_MSG_IGNORE / DEBUG tolerated while waiting for a reply
-MAX_KEY_CONNECTIONS = 4  # extra connections for host keys, after the first two
+MAX_KEY_CONNECTIONS = 4  # extra connections for host keys (all_host_keys), after the first
+MAX_REKEYS = 4  # further host keys asked by re-keying the first connection
 BUDGET_CONNECTIONS = 3  # a whole audit may take this many connection timeouts, not more
 CONNECTION_TIMEOUTS = 3  # one connection (key exchange included) may take 3 read timeouts
 MIN_CONNECTION_SECONDS = 0.05
 MAX_AUTH_METHODS = 16
 AUTH_METHOD_CHARS = 64
 ERROR_CHARS = 200
-PROBE_USER_PREFIX = "exposure-"
+# RSA and DSA keys are the ones whose size a finding reads: shown first when only one key is.
+SIZED_KEY_FAMILIES = ("ssh-rsa", "ssh-dss")
 # paramiko logs transport errors (with tracebacks) at ERROR; keep them under our name and out
 # of a terminal that configured no logging.
 PARAMIKO_LOG_CHANNEL = f"{__name__}.paramiko"
@@ -97,17 +105,56 @@ def describe_error(error: BaseException) -> str:
     return safe_text(f"{type(error).__name__}: {text}", ERROR_CHARS)
 
 
-# --- bounded sockets ------------------------------------------------------------------------
+# --- bounded sockets -------------------------------------------------------------------------
 
 
 def open_bounded(connector: Connector, timeout: float) -> SocketAdapter:
-    """A connection from the network layer, lent as a socket (to paramiko too): reads stop at
-    its deadline (`timeout` from now, never past the port's) and after CONNECTION_BYTE_CAP
-    bytes, with EOFError, which paramiko treats as the end of the connection."""
+    """The one place the SSH audit opens a connection: from the network layer, lent as a
+    socket (to paramiko too). Reads stop at its deadline (`timeout` from now, never past the
+    port's) and after CONNECTION_BYTE_CAP bytes, with EOFError, which paramiko treats as the
+    end of the connection; closing it shuts it down first (a plain TCP close, which wakes a
+    paramiko thread blocked in recv at once)."""
     return connector.dialer.open_socket(
         connector.endpoint.with_tls(False), expired=EOFError, cap=CONNECTION_BYTE_CAP,
         lifetime=timeout,
     )
+
+
+class ResumedSocket:
+    """A connection we began, as paramiko must see it to continue it: what we already read is
+    read again, and our identification line, already sent, is not sent a second time. Both
+    sides then hash the same identification and KEXINIT bytes into the key exchange."""
+
+    def __init__(self, sock: SocketAdapter, received: bytes, sent: bytes) -> None:
+        self._sock = sock
+        self._replay = bytearray(received)
+        self._already_sent = sent
+
+    def recv(self, size: int) -> bytes:
+        if self._replay:
+            data = bytes(self._replay[:size])
+            del self._replay[:size]
+            return data
+        return self._sock.recv(size)
+
+    def send(self, data: bytes) -> int:
+        skipped = len(self._already_sent)
+        if not skipped:
+            return self._sock.send(data)
+        if not data.startswith(self._already_sent):  # paramiko writes its identification first
+            raise SshProtocolError("the SSH client did not start with our identification")
+        self._already_sent = b""
+        rest = data[skipped:]
+        return skipped + (self._sock.send(rest) if rest else 0)
+
+    def settimeout(self, value: float | None) -> None:
+        self._sock.settimeout(value)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 class PacketStream:
@@ -116,6 +163,7 @@ class PacketStream:
     def __init__(self, sock: SocketAdapter) -> None:
         self.sock = sock
         self.buffer = bytearray()
+        self.received = bytearray()  # every byte read, for paramiko to read again
 
     def _fill(self) -> None:
         try:
@@ -125,6 +173,7 @@ class PacketStream:
         if not data:
             raise EOFError("the server closed the connection")
         self.buffer += data
+        self.received += data
 
     def read_line(self) -> bytes:
         while (end := self.buffer.find(b"\n")) < 0:
@@ -178,7 +227,30 @@ class PacketStream:
         raise SshProtocolError("too many IGNORE/DEBUG messages")
 
 
-# --- results -------------------------------------------------------------------------------------
+# --- what may be asked, and the results --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """What the audit may cost a server beyond one connection (see servers.py)."""
+
+    auth_probe: bool = False  # ask the login methods where fail2ban might count it
+    all_host_keys: bool = False  # one more connection per host key not seen otherwise
+
+
+@dataclass(frozen=True)
+class AuthPlan:
+    """Whether the login methods are asked, as whom, and if not, why."""
+
+    profile: ServerProfile
+    user: str | None  # the one `none` request's user name; None: not asked
+    blocker: str | None = None  # why our client cannot ask (probe_blocker)
+    opt_in: bool = False  # a request fail2ban might count: asked only with auth_probe
+
+    @property
+    def left_to_the_user(self) -> bool:
+        """Not asked only because the request is opt-in."""
+        return self.user is None and self.blocker is None
 
 
 @dataclass(frozen=True)
@@ -191,7 +263,7 @@ class ServerHello:
 class FetchedKey:
     family: KeyFamily
     key: HostKey | None
-    via: str  # "kex" (our own key-exchange start) or "auth-probe" (paramiko, signature checked)
+    via: str  # "kex" (our own key-exchange start), "auth-probe" or "rekey" (paramiko, signed)
     error: str | None = None
 
     def to_dict(self) -> dict[str, object]:
@@ -209,8 +281,6 @@ class AuthProbe:
     methods: tuple[str, ...] | None  # what the server lists after `none`; None: not learnt
     none_accepted: bool = False
     banner: str | None = None  # a pre-authentication banner (SSH_MSG_USERAUTH_BANNER)
-    host_key: HostKey | None = None
-    host_key_algorithm: str | None = None
     error: str | None = None
 
 
@@ -219,17 +289,17 @@ class SshAudit:
     hello: ServerHello | None
     host_keys: tuple[FetchedKey, ...] = ()
     auth: AuthProbe | None = None
-    auth_skipped: str | None = None  # why no auth probe was attempted
+    plan: AuthPlan | None = None  # None when the server's algorithms could not be read
     connections: int = 0
     seconds: float = 0.0
     errors: tuple[str, ...] = field(default_factory=tuple)
 
 
-# --- connection 1 and 3+: our own key-exchange start ---------------------------------------
+# --- our own key-exchange start --------------------------------------------------------------
 
 
 def read_hello(stream: PacketStream) -> ServerHello:
-    stream.sock.sendall(CLIENT_IDENTIFICATION.encode("ascii") + b"\r\n")
+    stream.sock.sendall(IDENTIFICATION_LINE)
     identification = stream.read_identification()
     kexinit = parse_kexinit(stream.read_message(SSH_MSG_KEXINIT))
     if kexinit is None:
@@ -251,7 +321,7 @@ def request_host_key(stream: PacketStream, server: KexInit, algorithm: str) -> H
     return key
 
 
-# --- connection 2: authentication methods (paramiko) ------------------------------------------
+# --- paramiko: the key exchange, the `none` request, re-keys ----------------------------------
 
 
 class _SshRsaKey(paramiko.RSAKey):
@@ -291,11 +361,13 @@ PROBE_KEY_TYPES: tuple[str, ...] = tuple(ProbeTransport._preferred_keys)
 _PROBE_KEX = frozenset(ProbeTransport._preferred_kex)
 _PROBE_CIPHERS = frozenset(ProbeTransport._preferred_ciphers)
 _PROBE_MACS = frozenset(ProbeTransport._preferred_macs)
+_PROBE_COMPRESSION = frozenset(ProbeTransport._preferred_compression)
 
 
 def probe_blocker(server: KexInit) -> str | None:
     """Why our SSH client cannot complete a key exchange with this server; None if it can.
-    Checked first so that a probe that cannot work costs no connection."""
+    Checked before paramiko sends its KEXINIT: a failed negotiation is logged by OpenSSH as
+    `Unable to negotiate ...`, which fail2ban counts in extra mode."""
     if not _PROBE_KEX.intersection(server.kex):
         return "no key exchange method in common with our SSH client"
     if not set(PROBE_KEY_TYPES).intersection(server.host_key):
@@ -306,7 +378,22 @@ def probe_blocker(server: KexInit) -> str | None:
     # paramiko wants a MAC in common even when the cipher is an AEAD one
     if not _PROBE_MACS.intersection(server.macs_c2s).intersection(server.macs_s2c):
         return "no MAC in common with our SSH client"
+    compression = _PROBE_COMPRESSION.intersection(server.compression_c2s)
+    if not compression.intersection(server.compression_s2c):
+        return "no compression method in common with our SSH client"
     return None
+
+
+def plan_auth(hello: ServerHello, options: AuditOptions) -> AuthPlan:
+    """Ask the login methods only where fail2ban cannot count the request, unless told to."""
+    profile = profile_for(parse_software(hello.identification.software).product)
+    opt_in = not profile.asked_by_default
+    if opt_in and not options.auth_probe:
+        return AuthPlan(profile, None, None, opt_in)
+    blocker = probe_blocker(hello.kexinit)
+    if blocker is not None:
+        return AuthPlan(profile, None, blocker, opt_in)
+    return AuthPlan(profile, profile.probe_user, None, opt_in)
 
 
 def _text(value: bytes | str | None, limit: int) -> str | None:
@@ -315,43 +402,82 @@ def _text(value: bytes | str | None, limit: int) -> str | None:
     return safe_text(value, limit)
 
 
-def probe_auth(connector: Connector, timeout: float, key_types: Sequence[str]) -> AuthProbe:
-    """ONE `none` userauth request for a random user; never a password, never a retry."""
-    user = PROBE_USER_PREFIX + secrets.token_hex(4)
-    sock = open_bounded(connector, timeout)
-    transport = ProbeTransport(sock)
+def _usable(family: KeyFamily) -> tuple[str, ...]:
+    return tuple(algorithm for algorithm in family.algorithms if algorithm in PROBE_KEY_TYPES)
+
+
+def _offer(transport: paramiko.Transport, family: KeyFamily) -> None:
+    transport.get_security_options().key_types = _usable(family)
+
+
+def _negotiated(transport: paramiko.Transport, family: KeyFamily, via: str) -> FetchedKey:
+    key = describe_host_key(transport.get_remote_server_key().asbytes())
+    if key is None:
+        return FetchedKey(family, None, via, "the key exchange gave no readable host key")
+    return FetchedKey(family, key, via)
+
+
+def _ask_none(transport: paramiko.Transport, user: str) -> AuthProbe:
+    """ONE `none` userauth request; never a password, never a retry."""
+    try:
+        transport.auth_none(user)
+        methods: tuple[str, ...] = ("none",)
+        accepted = True
+    except paramiko.BadAuthenticationType as refused:
+        methods = tuple(
+            safe_text(str(name), AUTH_METHOD_CHARS)
+            for name in list(refused.allowed_types)[:MAX_AUTH_METHODS]
+        )
+        accepted = False
+    return AuthProbe(user, methods, accepted, _text(transport.get_banner(), 512))
+
+
+def continue_with_paramiko(
+    stream: PacketStream,
+    families: Sequence[KeyFamily],
+    plan: AuthPlan,
+    progress: _Progress,
+) -> AuthProbe:
+    """paramiko takes over the connection `stream` began (read_hello): the key exchange with the
+    first of `families`, the `none` request, then re-keys for the others where the server
+    allows it. Host keys go into `progress.keys`."""
+    sock = stream.sock
+    user = plan.user or ""
+    if not families:
+        return AuthProbe(user, None, error="no host key our SSH client can verify")
+    first, *others = families
+    transport = ProbeTransport(ResumedSocket(sock, bytes(stream.received), IDENTIFICATION_LINE))
     try:
         transport.local_version = CLIENT_IDENTIFICATION
         transport.set_log_channel(PARAMIKO_LOG_CHANNEL)
-        transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = timeout
-        transport.get_security_options().key_types = tuple(key_types)
-        transport.start_client(timeout=max(0.01, sock.remaining()))
-        server_key = transport.get_remote_server_key()
-        host_key = describe_host_key(server_key.asbytes())
-        algorithm = transport.host_key_type
-        try:
-            transport.auth_none(user)
-            methods: tuple[str, ...] = ("none",)
-            accepted = True
-        except paramiko.BadAuthenticationType as refused:
-            methods = tuple(
-                safe_text(str(name), AUTH_METHOD_CHARS)
-                for name in list(refused.allowed_types)[:MAX_AUTH_METHODS]
-            )
-            accepted = False
-        return AuthProbe(
-            user=user,
-            methods=methods,
-            none_accepted=accepted,
-            banner=_text(transport.get_banner(), 512),
-            host_key=host_key,
-            host_key_algorithm=safe_text(algorithm or "", 64) or None,
-        )
+        waiting = max(0.01, sock.remaining())
+        transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = waiting
+        _offer(transport, first)
+        transport.start_client(timeout=waiting)
+        progress.add_key(_negotiated(transport, first, "auth-probe"))
+        probe = _ask_none(transport, user)
+        if plan.profile.rekeys_before_login and not probe.none_accepted:
+            for family in others[:MAX_REKEYS]:
+                if not _rekey(transport, family, progress):
+                    break
+        return probe
     except Exception as error:  # paramiko re-raises whatever its thread hit on hostile input
-        return AuthProbe(user=user, methods=None, error=describe_error(error))
+        return AuthProbe(user, None, error=describe_error(error))
     finally:
         transport.close()
-        sock.close()
+
+
+def _rekey(transport: paramiko.Transport, family: KeyFamily, progress: _Progress) -> bool:
+    """One more key exchange, asking for `family`'s key; False if it failed (the connection
+    is then over)."""
+    try:
+        _offer(transport, family)
+        transport.renegotiate_keys()
+        progress.add_key(_negotiated(transport, family, "rekey"))
+        return True
+    except Exception as error:  # paramiko re-raises whatever its thread hit
+        progress.add_key(FetchedKey(family, None, "rekey", describe_error(error)))
+        return False
 
 
 # --- the whole audit ---------------------------------------------------------------------------
@@ -372,15 +498,64 @@ class _Progress:
             raise TimeoutError("the audit's time budget is spent")
         return seconds
 
+    def add_key(self, fetched: FetchedKey) -> None:
+        known = self.keys.get(fetched.family.name)
+        if known is None or known.key is None:
+            self.keys[fetched.family.name] = fetched
+
 
 def _fetch_key(
     stream: PacketStream, hello: ServerHello, family: KeyFamily, progress: _Progress
 ) -> None:
     try:
         key = request_host_key(stream, hello.kexinit, family.request)
-        progress.keys[family.name] = FetchedKey(family, key, "kex")
+        progress.add_key(FetchedKey(family, key, "kex"))
     except NETWORK_ERRORS as error:
-        progress.keys[family.name] = FetchedKey(family, None, "kex", describe_error(error))
+        progress.add_key(FetchedKey(family, None, "kex", describe_error(error)))
+
+
+def _key_order(families: Sequence[KeyFamily], one_key_only: bool) -> list[KeyFamily]:
+    """The server's order; when only one key will be seen, one whose size a finding reads."""
+    ordered = list(families)
+    if one_key_only:
+        ordered.sort(key=lambda family: family.name not in SIZED_KEY_FAMILIES)
+    return ordered
+
+
+def _main_connection(
+    connector: Connector, progress: _Progress, options: AuditOptions
+) -> tuple[ServerHello | None, AuthPlan | None, AuthProbe | None]:
+    try:
+        sock = open_bounded(connector, progress.allowance())
+    except OSError as error:
+        progress.errors.append(f"algorithms: {describe_error(error)}")
+        return None, None, None
+    progress.connections += 1
+    try:
+        stream = PacketStream(sock)
+        try:
+            hello = read_hello(stream)
+        except NETWORK_ERRORS as error:
+            progress.errors.append(f"algorithms: {describe_error(error)}")
+            return None, None, None
+        plan = plan_auth(hello, options)
+        families = key_families(hello.kexinit.host_key)
+        if plan.user is None:
+            one_key_only = not options.all_host_keys
+            ordered = _key_order(families, one_key_only)
+            if ordered:
+                _fetch_key(stream, hello, ordered[0], progress)
+            return hello, plan, None
+        rekeys = plan.profile.rekeys_before_login
+        usable = [family for family in families if _usable(family)]
+        ordered = _key_order(usable, one_key_only=not (rekeys or options.all_host_keys))
+        sock.deadline = max(sock.deadline, progress.budget_end)  # kex, auth, re-keys: one budget
+        auth = continue_with_paramiko(stream, ordered, plan, progress)
+        if auth.error:
+            progress.errors.append(f"auth methods: {auth.error}")
+        return hello, plan, auth
+    finally:
+        sock.close()
 
 
 def _with_stream(
@@ -394,48 +569,8 @@ def _with_stream(
         sock.close()
 
 
-def _first_connection(connector: Connector, progress: _Progress) -> ServerHello | None:
-    def work(stream: PacketStream) -> ServerHello:
-        hello = read_hello(stream)
-        families = key_families(hello.kexinit.host_key)
-        if families:
-            _fetch_key(stream, hello, families[0], progress)
-        return hello
-
-    try:
-        return _with_stream(connector, progress, work)
-    except NETWORK_ERRORS as error:
-        progress.errors.append(f"algorithms: {describe_error(error)}")
-        return None
-
-
-def _probe_key_types(families: Sequence[KeyFamily], progress: _Progress) -> list[str]:
-    """Host key algorithms for the auth probe: preferably a key not seen yet."""
-    for family in families:
-        usable = [a for a in family.algorithms if a in PROBE_KEY_TYPES]
-        if family.name not in progress.keys and usable:
-            return usable
-    return [a for family in families for a in family.algorithms if a in PROBE_KEY_TYPES]
-
-
-def _auth_connection(connector: Connector, hello: ServerHello, progress: _Progress) -> AuthProbe:
-    families = key_families(hello.kexinit.host_key)
-    try:
-        key_types = _probe_key_types(families, progress)
-        probe = probe_auth(connector, progress.allowance(), key_types)
-        progress.connections += 1
-    except OSError as error:  # no connection: refused, unreachable, or no time left
-        probe = AuthProbe(user="", methods=None, error=describe_error(error))
-    family_name = key_family_name(probe.host_key_algorithm or "")
-    family = next((f for f in families if f.name == family_name), None)
-    if probe.host_key is not None and family is not None and family.name not in progress.keys:
-        progress.keys[family.name] = FetchedKey(family, probe.host_key, "auth-probe")
-    if probe.error:
-        progress.errors.append(f"auth methods: {probe.error}")
-    return probe
-
-
 def _remaining_keys(connector: Connector, hello: ServerHello, progress: _Progress) -> None:
+    """One more connection per host key the first did not show (OpenSSH shows one each)."""
     missing = [f for f in key_families(hello.kexinit.host_key) if f.name not in progress.keys]
     for family in missing[:MAX_KEY_CONNECTIONS]:
 
@@ -445,30 +580,37 @@ def _remaining_keys(connector: Connector, hello: ServerHello, progress: _Progres
         try:
             _with_stream(connector, progress, work)
         except NETWORK_ERRORS as error:
-            progress.keys[family.name] = FetchedKey(family, None, "kex", describe_error(error))
+            progress.add_key(FetchedKey(family, None, "kex", describe_error(error)))
 
 
-def audit_ssh(connector: Connector) -> SshAudit:
-    """Audit the SSH server the connector reaches: each connection within a few read timeouts,
-    the whole audit within BUDGET_CONNECTIONS times that (and the port's deadline)."""
+def _not_fetched(family: KeyFamily, options: AuditOptions) -> FetchedKey:
+    reason = (
+        "not fetched: the audit's connection or time budget was spent"
+        if options.all_host_keys
+        else "not fetched: that takes one more connection per key, which fail2ban's sshd "
+        "filter counts in ddos mode (--ssh-host-keys fetches them)"
+    )
+    return FetchedKey(family, None, "none", reason)
+
+
+def audit_ssh(connector: Connector, options: AuditOptions | None = None) -> SshAudit:
+    """Audit the SSH server the connector reaches: each connection within a few read timeouts
+    (CONNECTION_TIMEOUTS), the whole audit within BUDGET_CONNECTIONS times that, and never
+    past the port's deadline."""
+    options = options or AuditOptions()
     started = time.monotonic()
     timeout = CONNECTION_TIMEOUTS * connector.dialer.read_timeout
     progress = _Progress(timeout, started + BUDGET_CONNECTIONS * timeout)
-    hello = _first_connection(connector, progress)
-    auth: AuthProbe | None = None
-    skipped: str | None = None
-    if hello is not None:
-        skipped = probe_blocker(hello.kexinit)
-        if skipped is None:
-            auth = _auth_connection(connector, hello, progress)
+    hello, plan, auth = _main_connection(connector, progress, options)
+    families = key_families(hello.kexinit.host_key) if hello else ()
+    if hello is not None and options.all_host_keys and (auth is None or not auth.none_accepted):
         _remaining_keys(connector, hello, progress)
-    order = [f.name for f in key_families(hello.kexinit.host_key)] if hello else []
-    keys = tuple(progress.keys[name] for name in order if name in progress.keys)
+    keys = tuple(progress.keys.get(f.name) or _not_fetched(f, options) for f in families)
     return SshAudit(
         hello=hello,
         host_keys=keys,
         auth=auth,
-        auth_skipped=skipped,
+        plan=plan,
         connections=progress.connections,
         seconds=time.monotonic() - started,
         errors=tuple(progress.errors),

@@ -19,7 +19,14 @@ from scanner.checks.base import (
     Severity,
 )
 from scanner.checks.ssh.algorithms import LEGACY, TERRAPIN_REFERENCES, WEAK
-from scanner.checks.ssh.audit import AuthProbe, ServerHello, SshAudit, audit_ssh
+from scanner.checks.ssh.audit import (
+    AuditOptions,
+    AuthPlan,
+    AuthProbe,
+    ServerHello,
+    SshAudit,
+    audit_ssh,
+)
 from scanner.checks.ssh.evaluate import (
     AFFECTED,
     AdvisoryMatch,
@@ -86,7 +93,11 @@ class SshCheck:
         return context.identity.service == "ssh"
 
     def run(self, context: CheckContext) -> CheckResult:
-        audit = audit_ssh(context.connector)
+        options = AuditOptions(
+            auth_probe=context.options.ssh_auth_probe,
+            all_host_keys=context.options.ssh_host_keys,
+        )
+        audit = audit_ssh(context.connector, options)
         return assess(audit, context.port, context.identity.details.get("ssh", {}))
 
 
@@ -116,11 +127,29 @@ def assess(audit: SshAudit, port: int, identified: Mapping[str, Any] | None = No
         findings += _algorithm_findings(kexinit, flagged, port)
         findings += [_cve_finding(match, port) for match in matches if match.severity]
     findings += _auth_findings(audit.auth, port)
-    if audit.hello is not None and (audit.auth is None or audit.auth.methods is None):
-        reason = audit.auth_skipped or (audit.auth.error if audit.auth else None) or "no answer"
-        notes.append(f"The SSH authentication methods could not be read: {reason}.")
+    if audit.hello is not None and audit.plan is not None:
+        notes += _auth_notes(audit.plan, audit.auth)
     details = _details(audit, identified or {}, flagged, matches)
     return CheckResult(findings=tuple(findings), details={"ssh": details}, notes=tuple(notes))
+
+
+def _auth_notes(plan: AuthPlan, auth: AuthProbe | None) -> list[str]:
+    """What was not learnt about logins and why, and what asking may have cost."""
+    profile = plan.profile
+    if plan.left_to_the_user:
+        return [
+            f"Whether this {profile.name} server accepts passwords (or no authentication at "
+            f"all) cannot be verified from outside without {profile.request()}, "
+            f"{profile.refusal}: --ssh-auth-probe makes it.{profile.on_the_host}"
+        ]
+    if auth is None or auth.methods is None:
+        reason = plan.blocker or (auth.error if auth else None) or "no answer"
+        return [f"The SSH authentication methods could not be read: {reason}."]
+    if plan.opt_in:
+        return [
+            f"Login methods asked (--ssh-auth-probe) with {profile.request()}, {profile.refusal}."
+        ]
+    return []
 
 
 def _errors(audit: SshAudit) -> str:
@@ -139,8 +168,9 @@ def _auth_findings(auth: AuthProbe | None, port: int) -> list[Finding]:
             NO_AUTH.finding(
                 port=port,
                 evidence=_cap(
-                    f"The server accepted an SSH 'none' authentication request for the random "
-                    f"user name {auth.user!r}: it lets anyone log in without a password or key."
+                    f"The server accepted an SSH 'none' authentication request (no password, no "
+                    f"key) for the user {auth.user!r}: anyone can log in as {auth.user} with "
+                    "nothing at all. The scanner opened no session and hung up at once."
                 ),
                 remediation=(
                     "Block the port at the router now, then require keys on the device (on "
@@ -167,7 +197,7 @@ def _password_finding(auth: AuthProbe, offered: list[str], port: int) -> Finding
         port=port,
         title=f"SSH server accepts logins with {which}",
         evidence=_cap(
-            f"Asked which methods may log in (one 'none' request for a random user name), the "
+            f"Asked which methods may log in (one 'none' request as user {auth.user}), the "
             f"server listed: {', '.join(auth.methods or ())}. With {which} anyone on the "
             f"internet can try to guess passwords.{kbd_note}"
         ),
@@ -266,8 +296,11 @@ def _details(
         details["legacy_algorithms"] = [f.to_dict() for f in flagged if f.tier == LEGACY]
         details["advisories"] = [match.to_dict() for match in matches]
     auth = audit.auth
+    learnt = auth is not None and auth.methods is not None
     details["auth_methods"] = list(auth.methods) if auth and auth.methods is not None else None
-    details["none_auth_accepted"] = bool(auth and auth.none_accepted)
+    details["none_auth_accepted"] = auth.none_accepted if auth and learnt else None
+    if auth is not None:
+        details["auth_asked_as"] = auth.user
     if auth and auth.banner:
         details["auth_banner"] = auth.banner
     details["connections"] = audit.connections

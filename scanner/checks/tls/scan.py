@@ -18,7 +18,8 @@ Every connection sslyze opens comes from the network layer (scanner.net) through
 and its reads are bounded in time and bytes (several sslyze plugins read "until
 ServerHelloDone" without a limit, which a hostile server could stretch forever). The dialer
 of the endpoint being graded travels with each job in a context variable. Jobs not started by
-the endpoint's deadline (`--timeout` x 8, at least 4 s) are skipped and reported as not tested.
+the endpoint's deadline (`--timeout` x 20, at least 10 s) are skipped and reported as not
+tested.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 ENDPOINT_JOBS = 12
 NETWORK_RETRIES = 2  # connection attempts per job (sslyze default 3, with 1-6 s back-off)
 CONNECTION_LIFETIME_FACTOR = 3  # one connection may live 3 x the timeout, then it is cut
+HANDSHAKE_TIMEOUTS = 2  # sslyze's network timeout, in read timeouts (--timeout)
 CONNECTION_BYTE_CAP = 512 * 1024  # a handshake with a long chain is ~20 KiB
 LEGACY_PROBED = ("SSLv3", "TLSv1.0", "TLSv1.1")
 MAX_ORDER_PROBES = 24  # handshakes to learn the server's TLS 1.2 order (reference suites only)
@@ -126,7 +128,8 @@ def install_connection_bounds() -> None:
                 raise ConnectionError("sslyze connection outside a TLS endpoint scan")
             endpoint = NetEndpoint(str(server_location.ip_address), server_location.port)
             lifetime = CONNECTION_LIFETIME_FACTOR * float(network_timeout)
-            return dialer.open_socket(endpoint, cap=CONNECTION_BYTE_CAP, lifetime=lifetime)
+            return dialer.open_socket(endpoint, cap=CONNECTION_BYTE_CAP, lifetime=lifetime,
+                                      bulk=True)
 
         tls_connection._open_socket_for_direct_connection = from_the_network_layer
         _load_sslyze_trust_stores()
@@ -194,7 +197,8 @@ def scan_endpoint(endpoint: Endpoint, hsts: Hsts | None = None) -> ScanOutcome:
     # servers ignore it, and certificate_info then matches against the address, as we want.
     config = ServerNetworkConfiguration(
         tls_server_name_indication=name,
-        network_timeout=endpoint.timeout,  # type: ignore[arg-type]  # used as a float
+        # a handshake is a few round trips: two read timeouts for each of sslyze's connections
+        network_timeout=HANDSHAKE_TIMEOUTS * endpoint.timeout,  # type: ignore[arg-type]
         network_max_retries=NETWORK_RETRIES,
     )
     pool = futures.ThreadPoolExecutor(ENDPOINT_JOBS, thread_name_prefix=f"tls-{endpoint.port}")
