@@ -13,6 +13,7 @@ as often as it likes (per port, per probe):
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -34,6 +35,9 @@ STAGE_UNITS = {
 # Stages that are a running count, not a part of a whole (total 0): "open" ports found so far.
 COUNTS = {"open": "open ports found"}
 WHOLE_SCAN = "all addresses"
+# Discovery reports from its sending thread, as often as it sends: redraw at most this often
+# (the first and the last event of a stage always pass), so progress never slows the scan.
+MIN_INTERVAL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class ProgressDisplay:
         self._progress: Progress | None = None
         self._tasks: dict[tuple[str, str], TaskID] = {}
         self._seen: dict[tuple[str, str], ProgressEvent] = {}  # the last event of each stage
+        self._shown_at: dict[tuple[str | None, str], float] = {}
 
     def __enter__(self) -> ProgressDisplay:
         if self.bars:
@@ -103,9 +108,20 @@ class ProgressDisplay:
             self._tasks[event.key] = task
         self._progress.update(task, completed=event.done, total=total)
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone sees the events: bars on a terminal, or -v lines."""
+        return self.bars or log.isEnabledFor(logging.INFO)
+
     def scan_callback(self, target: Target | None, stage: str, done: int, total: int) -> None:
         """scanner.api.ScanProgress: the library's callback (target None: the whole scan)."""
-        self.event(stage, WHOLE_SCAN if target is None else str(target.address), done, total)
+        key = (None if target is None else str(target.address), stage)
+        now = time.monotonic()
+        last = self._shown_at.get(key)
+        if last is not None and now - last < MIN_INTERVAL_S and not (total and done >= total):
+            return
+        self._shown_at[key] = now
+        self.event(stage, WHOLE_SCAN if key[0] is None else key[0], done, total)
 
     def _log(self, event: ProgressEvent) -> None:
         if event.stage in COUNTS:

@@ -372,7 +372,7 @@ def _run_with_progress(
     """The scan, with progress on stderr (scanner/cli/progress.py); the recorder stores
     results as they come."""
     with ProgressDisplay(cli_console.stderr_console()) as progress:
-        return scan(targets, options, progress=progress.scan_callback,
+        return scan(targets, options, progress=progress.scan_callback if progress.active else None,
                     observer=recorder.observer, skip_addresses=recorder.skip_addresses)
 
 
