@@ -293,8 +293,28 @@ def watch_command(
         Path | None, typer.Option(help="Alerts config file (default ~/.config/exposure/...).")
     ] = None,
     alert_min_severity: Annotated[
-        AlertMinimum, typer.Option(help="Send alerts for changes at or above this.")
+        AlertMinimum, typer.Option(help="Send alerts for changes (and, at a target's first "
+                                        "scan, for open findings) at or above this.")
     ] = AlertMinimum.INFO,
+    alert_existing: Annotated[
+        bool, typer.Option(help="At a target's first scan, alert on the findings already open.")
+    ] = True,
+    remind: Annotated[
+        str, typer.Option(help="Remind of findings still open every interval (1d, 12h), or "
+                               "'never'.")
+    ] = "1d",
+    remind_min_severity: Annotated[
+        AlertMinimum, typer.Option(help="Reminders only for open findings at or above this.")
+    ] = AlertMinimum.HIGH,
+    html_report: Annotated[
+        Path | None, typer.Option(help="Write the HTML report here after every scan (e.g. into "
+                                       "Home Assistant's www/ folder).")
+    ] = None,
+    report_url: Annotated[
+        str | None,
+        typer.Option("--report-link", help="The http(s) URL of that report, linked from the "
+                                           "Home Assistant device page."),
+    ] = None,
     once: Annotated[bool, typer.Option(help="One scan, then exit (cron, tests).")] = False,
     max_iterations: Annotated[int | None, typer.Option(help="Stop after N scans.")] = None,
     verbose: Verbose = 0,
@@ -331,6 +351,10 @@ def watch_command(
     from scanner.alerts import load_settings, notifiers_from
     from scanner.monitor import Watcher, WatchOptions, parse_interval
 
+    if report_url is not None and not report_url.startswith(("http://", "https://")):
+        raise BadInput("--report-link must be an http:// or https:// URL")
+    if html_report is not None and not html_report.parent.is_dir():
+        raise BadInput(f"--html-report {html_report}: no such directory")
     notifiers = notifiers_from(load_settings(alert_config), _alert_names(alert))
     options = WatchOptions(
         inputs=tuple(targets),
@@ -340,6 +364,12 @@ def watch_command(
         min_severity=Severity(alert_min_severity.value),
         baseline=load_baseline(baseline) if baseline else None,
         db=None if no_store else _db_path(db),
+        alert_existing=alert_existing,
+        remind_s=None if remind.strip().lower() in ("never", "off", "0") else (
+            parse_interval(remind)),
+        remind_min_severity=Severity(remind_min_severity.value),
+        html_report=html_report,
+        report_url=report_url,
     )
     scan_options = ScanOptions(
         ports=parse_port_spec(ports),

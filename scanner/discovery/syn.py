@@ -314,8 +314,12 @@ class _SynScan:
         self._report_progress()
 
     def _wait_turn(self, count: int) -> None:
-        """Until the scan's bucket admits `count` probes; replies are drained meanwhile."""
-        while (wait := self._bucket.admit(count)) > 0:
+        """Book `count` probes with the scan's bucket, wait for the booked moment and the
+        bucket's admission; replies are drained meanwhile."""
+        start_at = time.monotonic() + self._bucket.reserve(count)
+        while (wait := start_at - time.monotonic()) > 0:
+            self._idle(wait)
+        while (wait := self._bucket.confirm(count)) > 0:
             self._idle(wait)
 
     def _send_burst(self, burst: list[tuple[_Host, int]]) -> None:

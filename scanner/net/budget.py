@@ -46,17 +46,18 @@ def burst_for(rate: float) -> int:
 
 
 class RateBucket:
-    """A thread-safe rate cap that holds for the moments events are let through.
+    """A thread-safe rate cap, fair to its waiters, that holds where the packets leave.
 
-    `admit(n)` lets n events through now (and returns 0) or says how many seconds to wait
-    before asking again. Two rules, both checked at the moment of admission, so a caller that
-    slept too long cannot crowd the next one:
+    Taking a token is two steps. `reserve(n)` books n events in order (first come, first
+    served, threads and coroutines alike: GCRA, virtual scheduling) and says how long to wait;
+    at the booked moment `confirm(n)` admits them, unless the last HARD_WINDOW_S already holds
+    `rate` events (a waiter that slept too long must not crowd the next second), in which case
+    it says how much longer to wait. `take()` and `take_async()` do both.
 
-    - short windows (GCRA): events admitted in any window of T seconds number at most
-      `rate * T + burst` (a burst is a few milliseconds' worth of the rate, at least 1);
-    - whole seconds: events admitted in any window of HARD_WINDOW_S (a second plus a margin for
-      the moment between admission and the packet leaving) number at most `rate`, burst
-      included. `--rate` is a promise about every second of the scan.
+    Guarantees for the admitted events: in any window of T seconds at most `rate * T + burst`
+    (a burst is a few milliseconds' worth of the rate, at least 1), and in any HARD_WINDOW_S
+    (a second plus a margin for the moment between admission and the packet leaving) at most
+    `rate`, burst included. `--rate` is a promise about every second of the scan.
     """
 
     def __init__(
@@ -68,49 +69,58 @@ class RateBucket:
         self.burst = burst if burst is not None else burst_for(rate)
         if self.burst < 1:
             raise ValueError("burst must be at least 1")
+        # Booked at a pace the hard window never has to correct in a steady stream.
+        self._pace = self.rate / HARD_WINDOW_S
         self._clock = clock
         self._lock = threading.Lock()
-        self._next = -math.inf  # when the next event may go, unless it uses up burst
+        self._next = -math.inf  # when the next booking may start, unless it uses up burst
         self._recent: collections.deque[tuple[float, int]] = collections.deque()
         self._in_window = 0  # events admitted within the last HARD_WINDOW_S
         self.booked = 0  # events admitted so far (tests and benchmarks read it)
 
-    def admit(self, count: int = 1) -> float:
-        """Let `count` events (at most one burst) through now: 0.0; or seconds to wait."""
+    def reserve(self, count: int = 1) -> float:
+        """Book `count` events (at most one burst); seconds to wait before confirming them."""
         if not 0 < count <= min(self.burst, self.rate):
-            raise ValueError(f"one admission holds 1 to {self.burst} events, not {count}")
+            raise ValueError(f"one booking holds 1 to {self.burst} events, not {count}")
         with self._lock:
             now = self._clock()
-            wait = self._next - (self.burst - count) / self.rate - now
-            wait = max(wait, self._wait_for_the_window(now, count))
-            if wait > 0:
-                return wait
-            self._next = max(self._next, now) + count / self.rate
+            # A burst may start `burst / pace` early, never earlier: no saving up past that.
+            start = max(now, self._next - (self.burst - count) / self._pace)
+            self._next = max(self._next, start) + count / self._pace
+            return start - now
+
+    def confirm(self, count: int = 1) -> float:
+        """Admit `count` booked events now (0.0), or say how many seconds to wait first."""
+        with self._lock:
+            now = self._clock()
+            while self._recent and self._recent[0][0] <= now - HARD_WINDOW_S:
+                self._in_window -= self._recent.popleft()[1]
+            excess = self._in_window + count - self.rate
+            if excess > 0:
+                for admitted_at, admitted in self._recent:  # oldest first: when enough age out
+                    excess -= admitted
+                    if excess <= 0:
+                        return admitted_at + HARD_WINDOW_S - now + 1e-6
+                return HARD_WINDOW_S
             self._recent.append((now, count))
             self._in_window += count
             self.booked += count
             return 0.0
 
-    def _wait_for_the_window(self, now: float, count: int) -> float:
-        while self._recent and self._recent[0][0] <= now - HARD_WINDOW_S:
-            self._in_window -= self._recent.popleft()[1]
-        excess = self._in_window + count - self.rate
-        if excess <= 0:
-            return 0.0
-        for admitted_at, admitted in self._recent:  # oldest first: when enough have aged out
-            excess -= admitted
-            if excess <= 0:
-                return admitted_at + HARD_WINDOW_S - now + 1e-6
-        return HARD_WINDOW_S
-
     def take(self, count: int = 1) -> None:
-        """Wait until admitted (threads)."""
-        while (wait := self.admit(count)) > 0:
+        """Book, wait, be admitted (threads)."""
+        wait = self.reserve(count)
+        if wait > 0:
+            time.sleep(wait)
+        while (wait := self.confirm(count)) > 0:
             time.sleep(wait)
 
     async def take_async(self, count: int = 1) -> None:
-        """Wait until admitted (coroutines)."""
-        while (wait := self.admit(count)) > 0:
+        """Book, wait, be admitted (coroutines)."""
+        wait = self.reserve(count)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        while (wait := self.confirm(count)) > 0:
             await asyncio.sleep(wait)
 
 

@@ -116,6 +116,25 @@ def worst_severity_of(findings: list[dict]) -> str | None:
     return max(severities, key=_SEVERITY_RANK.__getitem__, default=None)
 
 
+def _create_finding_alerts(db: sqlite3.Connection) -> None:
+    # What `watch` told the user about each finding still open: when it was first seen and last
+    # alerted, so reminders come every --remind interval across runs (cron's --once included)
+    # and a first scan does not repeat what an earlier watch already said.
+    db.execute(
+        """
+        CREATE TABLE finding_alerts (
+            target          TEXT NOT NULL,     -- the target as the user typed it
+            finding_key     TEXT NOT NULL,     -- JSON [id, port or null, protocol]
+            finding_id      TEXT NOT NULL,
+            severity        TEXT NOT NULL,
+            first_seen_at   TEXT NOT NULL,     -- ISO-8601 UTC
+            last_alerted_at TEXT,              -- NULL: never alerted (below the thresholds)
+            PRIMARY KEY (target, finding_key)
+        )
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scans: one row per scan, running -> complete", _create_scans),
     Migration(
@@ -125,6 +144,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         3, "scan_progress: results of each address as it completes, for killed scans",
         _create_scan_progress,
     ),
+    Migration(4, "finding_alerts: open findings watch has alerted, for reminders",
+              _create_finding_alerts),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -53,6 +53,17 @@ class ScanNotFound(StoreError):
 
 
 @dataclass(frozen=True)
+class FindingAlert:
+    """A finding still open on a target, and when watch last told the user about it."""
+
+    target: str
+    key: tuple[str, int | None, str]  # finding id, port, protocol
+    severity: str
+    first_seen_at: str
+    last_alerted_at: str | None = None
+
+
+@dataclass(frozen=True)
 class ScanRow:
     """One stored scan, without its report (see Store.load_report)."""
 
@@ -380,7 +391,40 @@ class Store:
             )
         return len(dead)
 
+    def save_finding_alerts(
+        self, targets: Sequence[str], alerts: Sequence[FindingAlert]
+    ) -> None:
+        """Replace what is kept for `targets` by `alerts` (the findings open there now)."""
+
+        def replace_rows(db: sqlite3.Connection) -> None:
+            for target in dict.fromkeys(targets):
+                db.execute("DELETE FROM finding_alerts WHERE target = ?", (target,))
+            db.executemany(
+                "INSERT OR REPLACE INTO finding_alerts VALUES (?, ?, ?, ?, ?, ?)",
+                [(a.target, json.dumps(list(a.key)), a.key[0], a.severity, a.first_seen_at,
+                  a.last_alerted_at) for a in alerts],
+            )
+
+        self._write(replace_rows)
+
     # --- reading ---------------------------------------------------------------------------
+
+    def finding_alerts(self, targets: Sequence[str]) -> list[FindingAlert]:
+        """What is kept about the open findings of these targets."""
+        marks = ", ".join("?" for _ in targets) or "NULL"
+        rows = self._read(lambda db: db.execute(
+            "SELECT target, finding_key, severity, first_seen_at, last_alerted_at"
+            f" FROM finding_alerts WHERE target IN ({marks})", list(targets)).fetchall())
+        found = []
+        for target, key, severity, first_seen, last_alerted in rows:
+            try:
+                finding_id, port, protocol = json.loads(key)
+            except (ValueError, TypeError):
+                continue
+            found.append(FindingAlert(target, (str(finding_id), port if isinstance(port, int)
+                                               else None, str(protocol)),
+                                      severity, first_seen, last_alerted))
+        return found
 
     def list_scans(self, target: str | None = None, limit: int | None = 50) -> list[ScanRow]:
         """Newest first; `target` matches what the user typed or an address scanned."""

@@ -6,7 +6,8 @@ Run inside the lab's home namespace by the budget tests (tests/lab/test_budget.p
 - slow-mqtt SECONDS: an MQTT broker that refuses identification's level-0 CONNECT at once and
   accepts a real 3.1.1 CONNECT (no credentials) SECONDS later;
 - drip: sends one byte a second, forever, to whoever connects;
-- garbage: streams random bytes as fast as the client reads them.
+- garbage: streams random bytes as fast as the client reads them;
+- odd-banner: greets with a line no probe (ours or nmap's) knows, then waits.
 
 Each connection gets a thread; the process ends when the lab stops it by pid.
 """
@@ -68,8 +69,15 @@ def garbage(conn: socket.socket, _seconds: float) -> None:
         conn.sendall(junk)
 
 
+def odd_banner(conn: socket.socket, _seconds: float) -> None:
+    conn.sendall(b"XQ7 hello from the quux relay, proto 3; say HI\r\n")
+    while conn.recv(4096):
+        pass
+
+
 MODES: dict[str, Callable[[socket.socket, float], None]] = {
     "slow-http": slow_http, "slow-mqtt": slow_mqtt, "drip": drip, "garbage": garbage,
+    "odd-banner": odd_banner,
 }
 
 

@@ -1,12 +1,13 @@
 """Nothing found is lost: kill -9 and SIGTERM of a real `exposure scan` of several lab addresses,
 the partial results checked in the store and in `show`, then `scan --resume`.
 
-The scan covers four addresses in order: the home host over IPv4 (real sshd, nginx, mosquitto:
-identified and checked in a few seconds), the home host over IPv6 with one more port where a
-listener bound to the IPv6 address only accepts and never speaks (identification waits out its
-budget there: the moment to interrupt), the tarpit (every port answers) and the blackhole
-(nothing answers). The scan is interrupted once the store holds IPv4 finished and IPv6's port
-states: "1 of 4 addresses; port states only for 2001:db8:1::10".
+The scan covers four addresses at once (one discovery pass, then each address's ports): the
+home host over IPv4 (real sshd, nginx, mosquitto: identified and checked in a few seconds), the
+home host over IPv6 with one more port where a listener bound to the IPv6 address only accepts
+and never speaks (that port holds IPv6 until its deadline: the moment to interrupt), the tarpit
+(every port answers: done at once) and the blackhole (nothing answers: done at once). The scan
+is interrupted once the store holds every address finished but IPv6, of which it has the port
+states: "3 of 4 addresses; port states only for 2001:db8:1::10".
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.lab
 
 SLOW_PORT = 47001  # silent on IPv6 only; closed on IPv4
 ADDRESSES = (Lab.HOME_V4, Lab.HOME_V6, Lab.TARPIT_V4, Lab.BLACKHOLE_V4)
-KEPT = f"1 of 4 addresses; port states only for {Lab.HOME_V6}"
+KEPT = f"3 of 4 addresses; port states only for {Lab.HOME_V6}"
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,8 @@ def interrupt(lab: Lab, db: Path, signum: int) -> tuple[int, str, float]:
                                 stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
-        wanted = {Lab.HOME_V4: "done", Lab.HOME_V6: "ports"}
+        wanted = {Lab.HOME_V4: "done", Lab.HOME_V6: "ports", Lab.TARPIT_V4: "done",
+                  Lab.BLACKHOLE_V4: "done"}
         while stages(db) != wanted:
             assert process.poll() is None, f"the scan ended first: {process.communicate()}"
             assert time.monotonic() < deadline, f"never stored {wanted}: {stages(db)}"
@@ -99,11 +101,14 @@ def shown(lab: Lab, db: Path, seq: int) -> dict[str, Any]:
 
 
 def check_partial(report: dict[str, Any], lab: Lab) -> dict[str, Any]:
-    """The partial report holds IPv4 complete and IPv6's port states; returns IPv4's target."""
+    """The partial report holds IPv4 (and the tarpit and blackhole) complete and IPv6's port
+    states; returns IPv4's target."""
     assert report["scan"]["complete"] is False
     assert report["scan"]["errors"][0].endswith(KEPT)
-    v4, v6 = report["targets"]
-    assert (v4["address"], v6["address"]) == (Lab.HOME_V4, Lab.HOME_V6)
+    by_address = {target["address"]: target for target in report["targets"]}
+    assert set(by_address) == set(ADDRESSES)
+    v4, v6 = by_address[Lab.HOME_V4], by_address[Lab.HOME_V6]
+    assert by_address[Lab.TARPIT_V4]["answers_all_ports"] is True
     services = {port["port"]: port["service"] for port in v4["ports"] if port["state"] == "open"}
     assert services[22] == "ssh" and services[2222] == "ssh" and services[1883] == "mqtt"
     assert {services[80], services[443]} <= {"http", "https"}
