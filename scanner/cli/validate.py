@@ -47,8 +47,10 @@ def check_ca_file(path: Path, option: str = "--ca-file") -> Path:
 
     try:
         certificates = x509.load_pem_x509_certificates(data)
-    except ValueError as error:
-        raise BadInput(f"{label}: a certificate in it cannot be parsed ({error})") from None
+    except ValueError:
+        raise BadInput(f"{label}: a certificate in it cannot be parsed (a "
+                       f"'{PEM_CERTIFICATE.decode()}' block that is not a valid certificate)") \
+            from None
     if not certificates:
         raise BadInput(f"{label}: holds no certificate")
     return path

@@ -108,12 +108,15 @@ def bad_input_rows() -> list[tuple[str, int, str]]:
             with socket.socket() as server:
                 server.bind(("127.0.0.1", 0))
                 server.listen(8)
-                argv = expand(case.argv, directory, server.getsockname()[1])
+                port = server.getsockname()[1]
+                argv = expand(case.argv, directory, port)
                 run = subprocess.run([*EXPOSURE, *argv], capture_output=True, text=True,
                                      timeout=60, cwd=REPO, check=False,
                                      env={**os.environ, "XDG_DATA_HOME": str(directory)})
-            shown = ["exposure", *argv]
-            command = shlex.join(shown).replace(str(directory), "$TMP")
+            shown = ["exposure", *(part.replace(str(port), "$PORT") if part == str(port)
+                                   else part for part in argv)]
+            command = shlex.join(shown).replace(str(directory), "$TMP").replace("'$PORT'",
+                                                                                  "$PORT")
             message = run.stderr.strip().replace(str(directory), "$TMP")
             rows.append((command, run.returncode, message))
     return rows
