@@ -11,7 +11,9 @@ server that may be hostile:
 3. A strict Content-Security-Policy in a meta tag: no script of any kind, no request of any
    kind (default-src 'none'), and the one stylesheet allowed by its hash, not by
    'unsafe-inline'. So even an escaping bug could neither run code nor inject a style that
-   loads anything; the page also never needs the network (no fonts, images or links out).
+   loads anything; the page never needs the network (no fonts, no images). The only links are
+   the catalogue's https references (plain URLs checked by view.is_safe_url, rel=noopener
+   noreferrer): followed when clicked, never fetched by the page.
 """
 
 from __future__ import annotations
