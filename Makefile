@@ -38,11 +38,13 @@ ESPHOME := $(LAB_CACHE)/esphome-venv/.installed
 HOME_ASSISTANT := $(LAB_CACHE)/ha-venv/.installed
 # Python 3.11: HA 2024.1.6, the last release for it (tests/lab/ha-requirements.txt).
 HA_PYTHON ?= python3.11
+JUPYTER := $(LAB_CACHE)/jupyter-venv/.installed
+OCTOPRINT := $(LAB_CACHE)/octoprint-venv/.installed
 # Wheels of the runtime dependencies (no dev extra) and of the build backend: the install test
 # (tests/lab/test_install.py) installs the tool into a fresh venv from them, offline.
 WHEELS := $(LAB_CACHE)/wheels/.complete
 
-lab-deps: $(NODE_RED) $(ESPHOME) $(HOME_ASSISTANT) $(WHEELS)
+lab-deps: $(NODE_RED) $(ESPHOME) $(HOME_ASSISTANT) $(JUPYTER) $(OCTOPRINT) $(WHEELS)
 
 $(NODE_RED): tests/lab/npm/package.json tests/lab/npm/package-lock.json
 	mkdir -p $(LAB_CACHE)/npm
@@ -58,6 +60,16 @@ $(ESPHOME):
 	$(PYTHON) -m venv $(LAB_CACHE)/esphome-venv
 	$(LAB_CACHE)/esphome-venv/bin/pip install --quiet 'esphome==2026.6.5'
 	touch $(ESPHOME)
+
+$(JUPYTER):
+	$(PYTHON) -m venv $(LAB_CACHE)/jupyter-venv
+	$(LAB_CACHE)/jupyter-venv/bin/pip install --quiet 'jupyter-server==2.21.1'
+	touch $(JUPYTER)
+
+$(OCTOPRINT):
+	$(PYTHON) -m venv $(LAB_CACHE)/octoprint-venv
+	$(LAB_CACHE)/octoprint-venv/bin/pip install --quiet 'octoprint==1.11.8'
+	touch $(OCTOPRINT)
 
 $(HOME_ASSISTANT): tests/lab/ha-requirements.txt
 	rm -rf $(LAB_CACHE)/ha-venv
@@ -79,6 +91,7 @@ demo: deps
 # Full-range discovery side by side with nmap, the whole lab home, then TLS grading speed.
 bench: deps
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.tls
 
 # The issue-14 closing note: terminal (tmux, 100 columns), HTML screenshot, JSON summary and the

@@ -363,6 +363,8 @@ def _apply_checks(
     merge_details(port.details, outcome.details)
     if outcome.product:
         port.product, port.version = outcome.product, outcome.version
+    if outcome.service and not port.service:  # a protocol a check's probe found (X11...)
+        port.service = outcome.service
     target_report.findings.extend(outcome.findings)
     target_report.notes.extend(f"port {port.port}: {note}" for note in outcome.notes)
     for error in outcome.errors:
