@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: deps system-deps venv test unit lab lab-deps lint demo bench clean
+.PHONY: deps system-deps venv test unit lab lab-deps lint demo bench clean showcase
 
 deps: system-deps venv
 
@@ -17,6 +17,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# the distribution was called `exposure` before: one owner of the `exposure` command
+	$(BIN)/pip uninstall --quiet --yes exposure 2>/dev/null || true
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -38,13 +40,21 @@ HOME_ASSISTANT := $(LAB_CACHE)/ha-venv/.installed
 HA_PYTHON ?= python3.11
 JUPYTER := $(LAB_CACHE)/jupyter-venv/.installed
 OCTOPRINT := $(LAB_CACHE)/octoprint-venv/.installed
+# Wheels of the runtime dependencies (no dev extra) and of the build backend: the install test
+# (tests/lab/test_install.py) installs the tool into a fresh venv from them, offline.
+WHEELS := $(LAB_CACHE)/wheels/.complete
 
-lab-deps: $(NODE_RED) $(ESPHOME) $(HOME_ASSISTANT) $(JUPYTER) $(OCTOPRINT)
+lab-deps: $(NODE_RED) $(ESPHOME) $(HOME_ASSISTANT) $(JUPYTER) $(OCTOPRINT) $(WHEELS)
 
 $(NODE_RED): tests/lab/npm/package.json tests/lab/npm/package-lock.json
 	mkdir -p $(LAB_CACHE)/npm
 	cp tests/lab/npm/package.json tests/lab/npm/package-lock.json $(LAB_CACHE)/npm/
 	npm ci --prefix $(LAB_CACHE)/npm --no-audit --no-fund --loglevel=error
+
+$(WHEELS): pyproject.toml
+	rm -rf $(LAB_CACHE)/wheels
+	$(BIN)/pip wheel --quiet --wheel-dir $(LAB_CACHE)/wheels . 'setuptools>=68' wheel
+	touch $(WHEELS)
 
 $(ESPHOME):
 	$(PYTHON) -m venv $(LAB_CACHE)/esphome-venv
@@ -83,6 +93,12 @@ bench: deps
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.tls
+
+# The issue-14 closing note: terminal (tmux, 100 columns), HTML screenshot, JSON summary and the
+# bad-input table of a lab home with a critical and several high findings (OUT=directory).
+OUT ?= showcase
+showcase: deps lab-deps
+	$(BIN)/python -m tests.lab.showcase $(OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

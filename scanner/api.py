@@ -54,6 +54,7 @@ class ScanOptions:
     internetdb_url: str | None = None
     udp: bool = False  # --udp: probe the UDP services self-hosters expose (DNS, NTP, SSDP...)
     udp_dns_name: str = "example.com"  # the name the open-resolver test asks for
+    family: int | None = None  # 4 or 6 (-4 / -6): only the addresses of that IP version
     host_connections: int = DEFAULT_HOST_CONNECTIONS  # open at once to one address
     global_connections: int = DEFAULT_GLOBAL_CONNECTIONS  # open at once, whole scan
 
@@ -87,7 +88,9 @@ def scan(
     resumed scan has them already) are not scanned and not in the report.
     """
     options = options or ScanOptions()
-    targets = parse_targets(list(inputs), allow_large_range=options.allow_large_range)
+    targets = parse_targets(
+        list(inputs), allow_large_range=options.allow_large_range, family=options.family
+    )
     engine = choose_engine(options.engine)
     budget = ScanBudget(options.limits())
     started_wall = _now()

@@ -21,6 +21,8 @@ PACKAGES=(
     procps time                        # ps, /usr/bin/time for peak-memory measurements
     chromium                           # tests load the HTML report in headless Chromium
     util-linux                         # unshare, setpriv (tests: isolated mounts, unprivileged runs)
+    libcap2-bin                        # setcap: the install test gives one venv CAP_NET_RAW
+    tmux                               # make showcase: the terminal report at 100 columns
     # lab: the services self-hosters forward, each run open and locked down
     redis-server memcached tigervnc-standalone-server tigervnc-tools inetutils-telnetd
     unbound ntpsec snmpd miniupnpd avahi-daemon openvpn influxdb samba

@@ -1,16 +1,17 @@
-"""What one target looks like now, counted once: the numbers the HA sensors and webhook show.
+"""What one target looks like now, for the HA sensors and the webhook, in the report's terms.
 
-NOTE for the merge with issue 14: these definitions (open ports, worst TLS grade, open findings)
-must be the ones issue 14 introduces for the report's `summary` object, so that every output
-(terminal, JSON, HTML, history, Home Assistant) shows the same numbers. Until then they live
-here, in one place, and scanner/alerts uses nothing else:
+Open ports, exposed services and the TLS grade come from scanner.report.summary, the one place
+every output (terminal, JSON, HTML, history, Home Assistant) takes them from:
 
-- an open port is a distinct (port, protocol) in state "open" over all the target's addresses
-  (443/tcp open on the IPv4 and the IPv6 address is one open port);
-- the worst TLS grade is the worst letter of GRADE_ORDER over those ports (unknown letters rank
-  below F, as in scanner.diff.tls_facts);
-- an open finding is a distinct (id, port, protocol) over the addresses, with the worst severity
-  seen for it.
+- an open port is a distinct (host, port, protocol) open on any of the host's addresses (443/tcp
+  open on a name's IPv4 and IPv6 address is one open port; a host answering on every port, a
+  tarpit, has none that can be told apart);
+- the worst TLS grade is the report's (F worst; T and M with the grade they would have:
+  "T (A if trusted)").
+
+What is alerts' own: an open finding is a distinct (id, port, protocol) over the addresses, with
+the worst severity seen for it (what reminders are kept for; the report's problems group
+further, by id).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.diff import tls_facts
 from scanner.findings import Severity
 from scanner.report.sanitize import safe_text
+from scanner.report.summary import ReportSummary, summarize
 
 TEXT_LIMIT = 120
 Target = Mapping[str, Any]
@@ -58,29 +59,25 @@ class ExposedService:
                 "product": self.product, "version": self.version, "tls": self.tls}
 
 
+def report_summary(targets: Iterable[Target]) -> ReportSummary:
+    """The report's summary of these target dicts (the addresses of one input)."""
+    from scanner.store.codec import report_from_dict  # the store's reader of report dicts
+
+    return summarize(report_from_dict({"targets": [dict(target) for target in targets]}))
+
+
 def open_ports(targets: Iterable[Target]) -> list[tuple[int, str]]:
     """Distinct open (port, protocol) over the targets (the addresses of one input), sorted."""
-    found = {
-        (int(port["port"]), str(port.get("protocol", "tcp")))
-        for target in targets
-        for port in target.get("ports", [])
-        if port.get("state") == "open" and isinstance(port.get("port"), int)
-    }
-    return sorted(found)
+    return sorted({(s.port, s.protocol) for s in report_summary(targets).services})
 
 
 def open_port_count(targets: Iterable[Target]) -> int:
-    return len(open_ports(targets))
+    return report_summary(targets).open_ports
 
 
 def worst_tls_grade(targets: Iterable[Target]) -> str | None:
-    grades = [
-        grade
-        for target in targets
-        for port in target.get("ports", [])
-        if port.get("state") == "open" and (grade := tls_facts.grade(port.get("details")))
-    ]
-    return max(grades, key=tls_facts.grade_rank) if grades else None
+    grade = report_summary(targets).worst_grade
+    return grade.display if grade else None
 
 
 def open_findings(targets: Iterable[Target]) -> list[OpenFinding]:
@@ -99,19 +96,14 @@ def open_findings(targets: Iterable[Target]) -> list[OpenFinding]:
 
 def exposed_services(targets: Iterable[Target]) -> list[ExposedService]:
     """What answers on each open port (the first address that identified it)."""
-    services: dict[tuple[int, str], ExposedService] = {}
-    for target in targets:
-        for port in target.get("ports", []):
-            if port.get("state") != "open" or not isinstance(port.get("port"), int):
-                continue
-            key = (int(port["port"]), str(port.get("protocol", "tcp")))
-            service = ExposedService(key[0], key[1], _text(port.get("service")),
-                                     _text(port.get("product")), _text(port.get("version")),
-                                     bool(port.get("tls")))
-            known = services.get(key)
-            if known is None or (known.service is None and service.service is not None):
-                services[key] = service
-    return [services[key] for key in sorted(services)]
+    targets = list(targets)
+    shown = {(s.port, s.protocol): s for s in report_summary(targets).services}
+    tls = {(int(port["port"]), str(port.get("protocol", "tcp")))
+           for target in targets for port in target.get("ports", [])
+           if port.get("tls") and isinstance(port.get("port"), int)}
+    return [ExposedService(port, protocol, service.service or None, service.product or None,
+                           service.version or None, (port, protocol) in tls)
+            for (port, protocol), service in sorted(shown.items())]
 
 
 def worst_severity(findings: Iterable[OpenFinding]) -> Severity | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,25 +14,31 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scanner.api import PIPELINE_CATALOGUE, ScanOptions, scan
+from scanner.api import ScanOptions, scan
 from scanner.checks.base import CheckOptions
-from scanner.checks.registry import catalogue
-from scanner.cli import EXIT_OK, EXIT_SCAN_FAILED, app
-from scanner.cli.scan import OutputFormat
+from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, Debug, NoColor, Verbose, app
+from scanner.cli import console as cli_console
+from scanner.cli.outputs import OutputFormat, plan_outputs
+from scanner.cli.scan import render_outputs
+from scanner.cli.validate import check_ca_file, check_db_path
 from scanner.diff import ReportDiff, Side, diff_reports, load_baseline
 from scanner.diff.render import render_diff
 from scanner.diff.report_adapter import for_reports
 from scanner.discovery import DiscoveryOptions
 from scanner.errors import BadInput
 from scanner.findings import Severity
-from scanner.report.html import render_html
-from scanner.report.json_report import render_json
-from scanner.report.markdown import render_markdown
-from scanner.report.model import ScanReport
 from scanner.report.sanitize import safe_text
-from scanner.report.sarif import render_sarif
-from scanner.report.terminal import render_terminal
-from scanner.store import NoDatabase, ScanRow, Store, default_db_path, report_from_dict
+from scanner.report.summary import open_port_count
+from scanner.store import (
+    NoDatabase,
+    ScanNotFound,
+    ScanRow,
+    Store,
+    StoreError,
+    default_db_path,
+    report_from_dict,
+)
+from scanner.store.paths import DB_ENV
 from scanner.targets import parse_port_spec
 
 DbOption = Annotated[
@@ -66,8 +73,10 @@ def history_command(
     db: DbOption = None,
     limit: Annotated[int, typer.Option(help="How many scans, newest first.")] = 30,
     output_format: Annotated[DiffFormat, typer.Option("--format", "-f")] = DiffFormat.TABLE,
+    no_color: NoColor = False,
 ) -> int:
     """List stored scans, newest first."""
+    cli_console.configure(no_color=no_color)
     path = _db_path(db)
     try:
         store = Store.open(path, create=False)
@@ -78,14 +87,28 @@ def history_command(
         return EXIT_OK
     with store:
         rows = store.list_scans(target, limit=max(1, limit))
+        counts = {row.seq: _open_ports(store, row) for row in rows}
     if output_format is DiffFormat.JSON:
-        sys.stdout.write(json.dumps([row.to_dict() for row in rows], indent=2) + "\n")
+        listed = [{**row.to_dict(), "open_ports": counts.get(row.seq, row.open_ports)}
+                  for row in rows]
+        sys.stdout.write(json.dumps(listed, indent=2) + "\n")
         return EXIT_OK
-    _history_table(rows)
+    _history_table(rows, counts)
     return EXIT_OK
 
 
-def _history_table(rows: list[ScanRow]) -> None:
+def _open_ports(store: Store, row: ScanRow) -> int:
+    """Open ports as every report counts them (scanner.report.summary), from the stored
+    report: the per-address numbers the store keeps count a name's IPv4 and IPv6 twice."""
+    if not row.has_report:
+        return row.open_ports
+    try:
+        return open_port_count(report_from_dict(store.load_report(row)))
+    except (StoreError, KeyError, TypeError, ValueError):
+        return row.open_ports
+
+
+def _history_table(rows: list[ScanRow], counts: dict[int, int]) -> None:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("#", "id", "started", "status", "targets", "open", "worst"):
         table.add_column(column)
@@ -93,17 +116,19 @@ def _history_table(rows: list[ScanRow]) -> None:
         table.add_row(
             str(row.seq), row.report_id or "-", row.started_at.replace("+00:00", "Z"),
             _status_cell(row), safe_text(", ".join(row.inputs), 80),
-            str(row.open_ports) if row.has_report or row.has_partial else "-",
+            str(counts.get(row.seq, row.open_ports)) if row.has_report or row.has_partial
+            else "-",
             row.worst_severity or "-",
         )
-    console = Console(highlight=False)
+    console = cli_console.stdout_console()
     console.print(table)
     # How far each unfinished scan got, in words, under the table (too long for a cell).
     for row in rows:
         if row.summary is not None:
             resume = (f"; `exposure scan --resume {row.seq}` scans the rest"
                       if row.status in ("interrupted", "failed") else "")
-            console.print(f"#{row.seq} {safe_text(row.summary, 300)}{resume}", soft_wrap=True)
+            console.print(f"#{row.seq} {safe_text(row.summary, 300)}{resume}", soft_wrap=True,
+                          markup=False, highlight=False)
 
 
 def _status_cell(row: ScanRow) -> str:
@@ -119,15 +144,29 @@ def _status_cell(row: ScanRow) -> str:
 def show_command(
     scan_ref: Annotated[str, typer.Argument(metavar="SCAN", help="Number (#) or id from history.")],
     db: DbOption = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
-    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    output_format: Annotated[
+        OutputFormat | None, typer.Option("--format", "-f", help="Format on stdout.")
+    ] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option("--output", "-o", metavar="FILE",
+                     help="Write to FILE, format from its suffix; repeatable."),
+    ] = None,
+    output_all: Annotated[
+        str | None, typer.Option("--output-all", "-oA", metavar="BASE",
+                                 help="Write BASE.txt, .json, .md, .html and .sarif.")
+    ] = None,
+    shodan: Annotated[bool, typer.Option("--shodan", help="Terminal: crawler records.")] = False,
+    no_color: NoColor = False,
 ) -> int:
     """Render a stored scan again, in any report format (with its diff where the format has one).
 
     An unfinished scan (interrupted, failed, still running) shows what it stored: a partial
     report saying how far it got, without a diff (the missing addresses are not changes)."""
-    with Store.open(_db_path(db), create=False) as store:
-        row = store.get_scan(scan_ref)
+    cli_console.configure(no_color=no_color)
+    plan = plan_outputs(output, output_all, output_format)
+    with _open_store(db) as store:
+        row = _get_scan(store, scan_ref)
         diff = None
         if row.has_report:
             data = store.load_report(row)
@@ -137,19 +176,9 @@ def show_command(
         else:
             data = store.partial_report(row)
             _say_partial(row)
-    report = report_from_dict(data)
-    if output_format is OutputFormat.TABLE:
-        if output:
-            with output.open("w", encoding="utf-8") as handle:
-                render_terminal(report, Console(file=handle, no_color=True, width=120))
-        else:
-            render_terminal(report, Console(highlight=False))
-        return EXIT_OK
-    text = _render_stored(report, output_format, diff)
-    if output:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    plan.prepare()
+    render_outputs(report_from_dict(data), plan, shodan=shodan,
+                   diff_for_files=for_reports(diff) if diff is not None else None)
     return EXIT_OK
 
 
@@ -160,16 +189,19 @@ def _say_partial(row: ScanRow) -> None:
     sys.stderr.write(f"exposure: scan #{row.seq} is unfinished ({how_far}): partial report{rest}\n")
 
 
-def _render_stored(report: ScanReport, output_format: OutputFormat, diff: ReportDiff | None) -> str:
-    """The file formats; Markdown and HTML show the changes since the scan before this one."""
-    adapted = for_reports(diff) if diff is not None else None
-    if output_format is OutputFormat.JSON:
-        return render_json(report)
-    if output_format is OutputFormat.MARKDOWN:
-        return render_markdown(report, adapted)
-    if output_format is OutputFormat.HTML:
-        return render_html(report, adapted)
-    return render_sarif(report, [*catalogue(), *PIPELINE_CATALOGUE])
+def _open_store(db: Path | None) -> Store:
+    """The history for reading; none yet is bad input for show/diff (there is nothing to show)."""
+    try:
+        return Store.open(_db_path(db), create=False)
+    except NoDatabase as error:
+        raise BadInput(f"no scan stored yet: {error}") from None
+
+
+def _get_scan(store: Store, ref: str) -> ScanRow:
+    try:
+        return store.get_scan(ref)
+    except ScanNotFound as error:
+        raise BadInput(str(error)) from None
 
 
 # --- diff ------------------------------------------------------------------------------------
@@ -187,26 +219,30 @@ def diff_command(
         Path | None, typer.Option(help="TOML file of the ports you mean to expose.")
     ] = None,
     output_format: Annotated[DiffFormat, typer.Option("--format", "-f")] = DiffFormat.TABLE,
+    no_color: NoColor = False,
 ) -> int:
-    """What changed between two scans (default: the last two of the same target(s))."""
+    """What changed between two scans (default: the last two of the same target(s)).
+
+    Exit 0 when nothing changed, 1 when something did (like diff(1)), 2 on bad input."""
+    cli_console.configure(no_color=no_color)
     expected = load_baseline(baseline) if baseline else None
-    with Store.open(_db_path(db), create=False) as store:
+    with _open_store(db) as store:
         before, after = _pick_pair(store, scan_a, scan_b, target)
         diff = diff_reports(
             _side(store, before) if before else None, _side(store, after),
             baseline=expected, only_target=target,
         )
     _print_diff(diff, output_format)
-    return EXIT_OK
+    return EXIT_OK if diff.empty else EXIT_FINDINGS
 
 
 def _pick_pair(
     store: Store, scan_a: str | None, scan_b: str | None, target: str | None
 ) -> tuple[ScanRow | None, ScanRow]:
     if scan_a and scan_b:
-        return store.get_scan(scan_a), store.get_scan(scan_b)
+        return _get_scan(store, scan_a), _get_scan(store, scan_b)
     if scan_a:
-        chosen = store.get_scan(scan_a)
+        chosen = _get_scan(store, scan_a)
         latest = store.latest_complete(inputs=chosen.inputs)
         if latest is not None and latest.seq > chosen.seq:
             return chosen, latest
@@ -281,6 +317,9 @@ def watch_command(
     ] = None,
     once: Annotated[bool, typer.Option(help="One scan, then exit (cron, tests).")] = False,
     max_iterations: Annotated[int | None, typer.Option(help="Stop after N scans.")] = None,
+    verbose: Verbose = 0,
+    debug: Debug = False,
+    no_color: NoColor = False,
     db: DbOption = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Keep no history.")] = False,
     baseline: Annotated[
@@ -297,14 +336,17 @@ def watch_command(
     ] = True,
 ) -> int:
     """Scan every interval (with jitter), keep the history, alert only on changes."""
+    cli_console.configure(verbose=verbose, debug=debug, no_color=no_color)
     if not 0 <= jitter <= 0.5:
         raise BadInput(f"--jitter must be between 0 and 0.5 (got {jitter})")
     if max_iterations is not None and max_iterations < 1:
         raise BadInput("--max-iterations must be at least 1")
     if rate < 1 or not 0.05 <= timeout <= 60:
         raise BadInput("--rate must be >= 1 and --timeout between 0.05 and 60 s")
-    if ca_file is not None and not ca_file.is_file():
-        raise BadInput(f"--ca-file {ca_file}: no such file")
+    if ca_file is not None:
+        check_ca_file(ca_file)
+    if not no_store and (db is not None or os.environ.get(DB_ENV)):
+        check_db_path(db or Path(os.environ[DB_ENV]), "--db" if db else f"${DB_ENV}")
     # Imported here: every other command (and every scan's start-up) would pay for them.
     from scanner.alerts import load_settings, notifiers_from
     from scanner.monitor import Watcher, WatchOptions, parse_interval
@@ -353,7 +395,8 @@ def watch_command(
 
 def _console() -> Console:
     # Not wrapped when piped (cron mail, journald): wrapping is the reader's terminal's job.
-    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    return Console(highlight=False, soft_wrap=not sys.stdout.isatty(),
+                   no_color=cli_console.SETTINGS.no_color or None)
 
 
 def _alert_names(values: list[str] | None) -> list[str] | None:
@@ -369,4 +412,5 @@ def _log_to_stderr() -> None:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         logger.addHandler(handler)
+        logger.propagate = False  # the CLI's own stderr handler (console.py) would repeat it
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from scanner.api import ScanOptions
 from scanner.checks.base import CheckOptions
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, app
+from scanner.cli.validate import check_ca_file
 from scanner.discovery import DiscoveryOptions
 from scanner.errors import BadInput
 from scanner.preflight import parse_service, preflight, render_verdict
@@ -46,8 +47,8 @@ def preflight_command(
     host, port = parse_service(service)
     external = parse_port(str(as_port), f"--as-port must be 1-65535 (got {as_port})") \
         if as_port is not None else None
-    if ca_file is not None and not ca_file.is_file():
-        raise BadInput(f"--ca-file {ca_file}: no such file")
+    if ca_file is not None:
+        check_ca_file(ca_file)
     if not 0.05 <= timeout <= 60:
         raise BadInput(f"--timeout must be between 0.05 and 60 seconds (got {timeout})")
     options = ScanOptions(discovery=DiscoveryOptions(timeout=timeout))

@@ -280,8 +280,11 @@ class _TargetPair:
         before, after = tls_facts.grade(old), tls_facts.grade(new)
         if before is None or after is None or before == after:
             return []
-        worse = tls_facts.grade_rank(after) > tls_facts.grade_rank(before)
-        severity = (Severity.HIGH if tls_facts.grade_rank(after) >= tls_facts.grade_rank("F")
+        old_grade, new_grade = tls_facts.full_grade(old), tls_facts.full_grade(new)
+        old_rank = old_grade.rank if old_grade else tls_facts.grade_rank(before)
+        new_rank = new_grade.rank if new_grade else tls_facts.grade_rank(after)
+        worse = new_rank > old_rank
+        severity = (Severity.HIGH if new_rank >= tls_facts.grade_rank("F")
                     else Severity.MEDIUM) if worse else Severity.INFO
         return [self._change(
             ChangeKind.TLS_GRADE, severity,

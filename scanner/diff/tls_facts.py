@@ -11,8 +11,11 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-# SSL Labs letters, best first. T (trust) and M (mismatch) are as bad as F for a visitor.
-GRADE_ORDER = ("A+", "A", "A-", "B", "C", "D", "E", "F", "T", "M")
+from scanner.report import grades
+
+# SSL Labs letters, best first; T and M rank by the grade they would have (scanner.report.grades,
+# the one order every output, the diff, alerts and MQTT use).
+GRADE_ORDER = grades.LETTERS
 # Days left at which an alert fires once each (21: Let's Encrypt renews at 30, so a certificate
 # under 21 days means renewal failed; same threshold as tls.expiring_soon). 0 = expired.
 EXPIRY_THRESHOLDS_DAYS = (21, 14, 7, 3, 1, 0)
@@ -34,9 +37,14 @@ def grade(details: Any) -> str | None:
     return value[:4] if isinstance(value, str) and value else None
 
 
-def grade_rank(letter: str) -> int:
-    """0 is best; unknown letters rank as worst."""
-    return GRADE_ORDER.index(letter) if letter in GRADE_ORDER else len(GRADE_ORDER)
+def full_grade(details: Any) -> grades.Grade | None:
+    """The grade with, for T and M, the grade it would have without the certificate problem."""
+    return grades.grade_of(tls_details(details))
+
+
+def grade_rank(letter: str, would_be: str | None = None) -> int:
+    """0 is best, F the worst letter; T/M just below the grade they would have."""
+    return grades.grade_rank(letter, would_be)
 
 
 def protocols(details: Any) -> tuple[tuple[str, ...], str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from scanner.net.budget import ScanBudget
 from scanner.targets import IPAddress
 
 ENGINE_NAMES = ("auto", "syn", "connect", "nmap")
+log = logging.getLogger(__name__)
 
 CANARY_COUNT = 4
 CANARY_RANGE = range(40000, 65536)  # rarely used ports: a real host has them closed or filtered
@@ -30,6 +32,9 @@ def choose_engine(name: str) -> DiscoveryEngine:
         from scanner.discovery.syn import raw_sockets_available
 
         name = "syn" if raw_sockets_available() else "connect"
+        if name == "connect":  # say so: the user may expect the SYN engine's speed
+            log.warning("no raw-socket privilege (root or CAP_NET_RAW), so the connect engine "
+                        "runs: full TCP handshakes, same results, slower on many ports")
     if name == "syn":  # SynEngine itself refuses, with a clear message, without raw sockets
         from scanner.discovery.syn import SynEngine
 

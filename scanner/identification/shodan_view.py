@@ -44,7 +44,9 @@ def shodan_banner(evidence: ShodanEvidence) -> str:
     elif evidence.greeting:
         parts.append(evidence.greeting)
     elif evidence.mqtt_return_code is not None:
-        parts.append(f"MQTT Connection Code: {evidence.mqtt_return_code}")
+        # Not our probe's CONNACK code: the probe is refused by design (protocol level 0), so
+        # its code is ours, not what a crawler's CONNECT would get. The mqtt check tells that.
+        parts.append("MQTT broker (answers an MQTT CONNECT)")
     if evidence.certificate:
         parts.append(_certificate_block(evidence.certificate))
     return safe_text("\n\n".join(parts), BANNER_CHARS, keep_newlines=True)

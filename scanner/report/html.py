@@ -11,14 +11,15 @@ server that may be hostile:
 3. A strict Content-Security-Policy in a meta tag: no script of any kind, no request of any
    kind (default-src 'none'), and the one stylesheet allowed by its hash, not by
    'unsafe-inline'. So even an escaping bug could neither run code nor inject a style that
-   loads anything; the page also never needs the network (no fonts, images or links out).
+   loads anything; the page never needs the network (no fonts, no images). The only links are
+   the catalogue's https references (plain URLs checked by view.is_safe_url, rel=noopener
+   noreferrer): followed when clicked, never fetched by the page.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from functools import cache
 from typing import Any
 
@@ -27,8 +28,10 @@ from markupsafe import Markup, escape
 
 from scanner.findings.model import Severity
 from scanner.report.diff import ReportDiff
+from scanner.report.inline import split_code_spans
 from scanner.report.model import ScanReport
 from scanner.report.sanitize import safe_text
+from scanner.report.summary import ReportSummary
 from scanner.report.view import SEVERITY_ORDER, build_view, severity_summary
 
 TEMPLATE = "report.html.j2"
@@ -41,8 +44,16 @@ SEVERITY_CLASSES = {severity: f"sev-{severity}" for severity in Severity}
 CHANGE_LABELS = {"added": "new", "removed": "gone", "changed": "changed"}
 
 
-def render_html(report: ScanReport, diff: ReportDiff | None = None) -> str:
-    view = build_view(report, diff)
+STATUS_CLASSES = {"not_safe": "status-not-safe", "needs_attention": "status-attention",
+                  "ok": "status-ok", "unknown": "status-unknown"}
+STATUS_LABELS = {"not_safe": "Not safe", "needs_attention": "Needs attention", "ok": "OK",
+                 "unknown": "Unknown"}
+
+
+def render_html(
+    report: ScanReport, diff: ReportDiff | None = None, summary: ReportSummary | None = None
+) -> str:
+    view = build_view(report, diff, summary)
     css = _stylesheet()
     return _environment().get_template(TEMPLATE).render(
         view=view,
@@ -52,6 +63,8 @@ def render_html(report: ScanReport, diff: ReportDiff | None = None) -> str:
         severity_class=SEVERITY_CLASSES,
         severity_summary=severity_summary,
         change_labels=CHANGE_LABELS,
+        status_class=STATUS_CLASSES,
+        status_label=STATUS_LABELS,
     )
 
 
@@ -82,14 +95,15 @@ def _environment() -> Environment:
     return environment
 
 
-_CODE_SPAN = re.compile(r"`([^`\n]{1,200})`")
-
-
 def code_spans(text: str) -> Markup:
     """Escaped text whose `backtick` spans become <code> (remediations quote config lines).
-    The text is escaped first; only our fixed <code> tags are added around its pieces."""
-    escaped = escape(safe_text(text, FINALIZE_LIMIT, keep_newlines=True))
-    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(escaped)))
+    Each piece is escaped on its own; only our fixed <code> tags are added around them
+    (scanner.report.inline decides what a span is, for every format alike)."""
+    pieces = split_code_spans(safe_text(text, FINALIZE_LIMIT, keep_newlines=True))
+    return Markup("".join(
+        f"<code>{escape(piece.text)}</code>" if piece.code else str(escape(piece.text))
+        for piece in pieces
+    ))
 
 
 def _finalize(value: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 from scanner.report.diff import ReportDiff
 from scanner.report.model import ScanReport
 from scanner.report.sanitize import safe_tree
+from scanner.report.summary import ReportSummary, summarize
 
 VALIDATE_ENV = "EXPOSURE_VALIDATE_REPORTS"
 # A ceiling, not the caps: the stages cap what they keep (banners 4 KiB, titles 200...) and
@@ -24,8 +25,14 @@ DEPTH_CEILING = 32
 ITEMS_CEILING = 1 << 20  # a full-range scan lists up to 65,536 closed ports
 
 
-def report_document(report: ScanReport, diff: ReportDiff | None = None) -> dict[str, Any]:
-    document = report.to_dict()
+def report_document(
+    report: ScanReport, diff: ReportDiff | None = None, summary: ReportSummary | None = None
+) -> dict[str, Any]:
+    """The report as JSON data: `schema` (what this is), then the `summary` (the answer:
+    verdict, counts, exposed services, problems and where each applies), then the rest."""
+    body = report.to_dict()
+    answer = (summary if summary is not None else summarize(report)).to_dict()
+    document = {"schema": body.pop("schema"), "summary": answer, **body}
     if diff is not None:
         document["diff"] = diff.to_dict()
     cleaned: dict[str, Any] = safe_tree(
@@ -34,8 +41,10 @@ def report_document(report: ScanReport, diff: ReportDiff | None = None) -> dict[
     return cleaned
 
 
-def render_json(report: ScanReport, diff: ReportDiff | None = None) -> str:
-    document = report_document(report, diff)
+def render_json(
+    report: ScanReport, diff: ReportDiff | None = None, summary: ReportSummary | None = None
+) -> str:
+    document = report_document(report, diff, summary)
     if validation_enabled():
         from scanner.report.schema import validate_report
 

@@ -18,7 +18,9 @@ import re
 
 from scanner.findings.model import Severity
 from scanner.report.diff import ReportDiff
+from scanner.report.inline import split_code_spans
 from scanner.report.model import ScanReport
+from scanner.report.summary import ProblemGroup, ReportSummary
 from scanner.report.view import (
     DiffView,
     FindingView,
@@ -26,6 +28,7 @@ from scanner.report.view import (
     ReportView,
     TargetView,
     build_view,
+    is_safe_url,
     severity_summary,
 )
 
@@ -45,16 +48,18 @@ _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!$@#])")
 _AUTOLINK = re.compile(r"(://|(?i:www)\.)")
 # What makes a line a list item, a heading underline or a block quote when it starts one.
 _LINE_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
-_SAFE_URL = re.compile(r"^https://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
 
 
-def render_markdown(report: ScanReport, diff: ReportDiff | None = None) -> str:
-    view = build_view(report, diff)
-    parts = [_title(view), _summary(view)]
+def render_markdown(
+    report: ScanReport, diff: ReportDiff | None = None, summary: ReportSummary | None = None
+) -> str:
+    view = build_view(report, diff, summary)
+    parts = [_title(view), _answer(view.summary), _summary(view)]
     if view.diff is not None:
         parts.append(_diff(view.diff))
     parts.append(_findings(view))
     parts += [_target(target) for target in view.targets]
+    parts.append(_shodan(view))
     if view.errors or not view.complete:
         parts.append(_errors(view))
     parts.append(f"---\n\n*{md(f'exposure {view.tool_version}')}, scan {md(view.id)}*\n")
@@ -80,12 +85,34 @@ def md_cell(text: str) -> str:
     return md(text) or " "
 
 
-def md_lines(text: str) -> str:
-    """Several lines of prose (e.g. a remediation), each escaped, kept as line breaks.
+def md_lines(text: str, indent: str = "") -> str:
+    """Several lines of prose (e.g. a remediation), each escaped, kept as line breaks; its
+    `code spans` stay code (md_code, which nothing inside can close).
 
     A line of its own could start a list ("- ", "1. "), or underline the one before into a
-    heading ("==="): the character that would do it gets a backslash too."""
-    return "  \n".join(_LINE_START.sub(_escape_line_start, md(line)) for line in text.splitlines())
+    heading ("==="): the character that would do it gets a backslash too. `indent` goes
+    before every line after the first (to stay inside a list item)."""
+    return ("  \n" + indent).join(_md_line(line) for line in _code_lines(text))
+
+
+def _code_lines(text: str) -> list[list[tuple[str, bool]]]:
+    """The text's lines, each as (piece, is code): a span across a line break stays whole."""
+    lines: list[list[tuple[str, bool]]] = [[]]
+    for piece in split_code_spans(text):
+        if piece.code:
+            lines[-1].append((piece.text.replace("\n", " "), True))
+            continue
+        for index, part in enumerate(piece.text.split("\n")):
+            if index:
+                lines.append([])
+            if part:
+                lines[-1].append((part, False))
+    return lines
+
+
+def _md_line(pieces: list[tuple[str, bool]]) -> str:
+    text = "".join(md_code(part) if code else md(part) for part, code in pieces)
+    return _LINE_START.sub(_escape_line_start, text)
 
 
 def _escape_line_start(match: re.Match[str]) -> str:
@@ -110,7 +137,7 @@ def md_code(text: str) -> str:
 
 def _link(url: str) -> str:
     """References are ours (the catalogue), but only plain https URLs become links."""
-    return f"<{url}>" if _SAFE_URL.match(url) and ">" not in url else md(url)
+    return f"<{url}>" if is_safe_url(url) else md(url)
 
 
 # --- sections -------------------------------------------------------------------------------
@@ -119,6 +146,37 @@ def _link(url: str) -> str:
 def _title(view: ReportView) -> str:
     names = ", ".join(dict.fromkeys(target.input for target in view.targets)) or "no target"
     return f"# Exposure report: {md(names)}"
+
+
+STATUS_MARKS = {"not_safe": "🟥", "needs_attention": "🟨", "ok": "🟩", "unknown": "⬜"}
+
+
+def _answer(summary: ReportSummary) -> str:
+    """The verdict, then "fix these first": before anything else."""
+    blocks = [f"{STATUS_MARKS.get(summary.status, '')} **{md(summary.verdict)}**".strip()]
+    if summary.urgent:
+        items = [_problem_item(number, problem)
+                 for number, problem in enumerate(summary.urgent, 1)]
+        blocks.append("## Fix these first\n\n" + "\n".join(items).rstrip("\n"))
+    if summary.informational:
+        points = "; ".join(f"{md_code(p.id)} ({md(p.title)}; {md(p.where)})"
+                           for p in summary.informational)
+        blocks.append(f"For information: {points}.")
+    if summary.ipv6_note:
+        blocks.append(f"**What IPv6 means here:** {md(summary.ipv6_note)}")
+    return "\n\n".join(blocks)
+
+
+def _problem_item(number: int, problem: ProblemGroup) -> str:
+    indent = " " * (len(str(number)) + 2)
+    lines = [f"{number}. {SEVERITY_MARKS[problem.severity]} {md(problem.title)}  ",
+             f"{indent}{md(problem.where or 'the whole scan')} · {md_code(problem.id)}  "]
+    if len(problem.fixes) == 1:
+        lines.append(f"{indent}**Fix:** {md_lines(problem.fixes[0], indent)}")
+    else:
+        lines.append(f"{indent}**Fixes:**\n")
+        lines += [f"{indent}- {md_lines(fix, indent + '  ')}" for fix in problem.fixes]
+    return "\n".join(lines) + "\n"
 
 
 def _summary(view: ReportView) -> str:
@@ -136,7 +194,7 @@ def _summary(view: ReportView) -> str:
     for target in view.targets:
         ports = ", ".join(str(port.port) for port in target.open_ports) or "none"
         worst = str(target.worst) if target.worst else "none"
-        grades = " · ".join(f"{g.port}: **{md(g.grade)}**" for g in target.grades) or "-"
+        grades = " · ".join(f"{g.port}: **{md(g.shown)}**" for g in target.grades) or "-"
         rows.append(
             f"| {md_cell(target.input)} | {md_cell(target.address)} | {ports} | {worst} "
             f"| {grades} |"
@@ -149,7 +207,7 @@ def _summary(view: ReportView) -> str:
 def _findings(view: ReportView) -> str:
     if not view.findings:
         return ""
-    blocks = ["## Findings"]
+    blocks = ["## Findings in detail"]
     for number, finding in enumerate(view.findings, 1):
         blocks.append(_finding(number, finding))
     return "\n\n".join(blocks)
@@ -179,14 +237,10 @@ def _target(target: TargetView) -> str:
         f"{target.filtered_count}"
         + (" · **every port answers** (tarpit or proxy)" if target.answers_all_ports else ""),
     ]
-    if target.notes:
-        blocks.append("\n".join(f"- {md(note)}" for note in target.notes))
+    if target.notes:  # checks quote commands in notes: their `code spans` stay code
+        blocks.append("\n".join(f"- {md_lines(note, '  ')}" for note in target.notes))
     if target.ports:
         blocks.append(_port_table(target))
-    shodan = [port for port in target.open_ports if port.shodan is not None]
-    if shodan:
-        blocks.append("### What internet scanners store about it")
-        blocks += [_shodan(port) for port in shodan]
     for extra in target.extras:
         blocks.append(f"### {md(extra.title)}")
         blocks.append("\n".join(f"- {md(fact.label)}: {md(fact.value)}" for fact in extra.facts)
@@ -201,7 +255,7 @@ def _target(target: TargetView) -> str:
 def _port_table(target: TargetView) -> str:
     rows = ["| Port | State | Service | Product | TLS | Seen |", "|---|---|---|---|---|---|"]
     for port in target.listed_ports:
-        tls = f"**{md(port.grade.grade)}**" if port.grade else ("yes" if port.tls else "")
+        tls = f"**{md(port.grade.shown)}**" if port.grade else ("yes" if port.tls else "")
         seen = "; ".join(f"{fact.label}: {fact.value}" for fact in port.highlights[:2])
         rows.append(
             f"| {port.label} | {md_cell(port.state)} | {md_cell(port.service)} "
@@ -212,14 +266,23 @@ def _port_table(target: TargetView) -> str:
     return "\n".join(rows)
 
 
-def _shodan(port: PortView) -> str:
-    assert port.shodan is not None
-    parts = [f"#### {port.label}"]
-    if port.shodan.banner:
-        parts.append(md_code_block(port.shodan.banner))
-    if port.shodan.queries:
-        parts.append("Search: " + " · ".join(md_code(query) for query in port.shodan.queries))
-    return "\n\n".join(parts)
+def _shodan(view: ReportView) -> str:
+    """One row per port: what an internet crawler records, and the search that finds it."""
+    rows = []
+    seen: set[tuple[str, str, str]] = set()
+    for target in view.targets:
+        for port in target.open_ports:
+            if port.shodan is None or (target.input, port.label, port.shodan.record) in seen:
+                continue
+            seen.add((target.input, port.label, port.shodan.record))
+            query = md_code(port.shodan.query) if port.shodan.query else " "
+            rows.append(f"| {md_cell(target.input)} | {port.label} "
+                        f"| {md_cell(port.shodan.record)} | {query} |")
+    if not rows:
+        return ""
+    return ("## What internet crawlers record\n\n"
+            "| Target | Port | What a crawler like Shodan records | The search that finds it |\n"
+            "|---|---|---|---|\n" + "\n".join(rows))
 
 
 def _details(port: PortView) -> str:

@@ -20,7 +20,8 @@ from typing import Any
 
 from scanner.findings.model import Finding, FindingSpec, Severity
 from scanner.report.model import ScanReport, TargetReport
-from scanner.report.sanitize import safe_text
+from scanner.report.sanitize import safe_text, safe_tree
+from scanner.report.summary import ReportSummary, open_ports_of, summarize
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = (
@@ -56,11 +57,19 @@ MESSAGE_CHARS = 8000
 _SARIF_SPECIAL = re.compile(r"([\\\[\]])")
 
 
-def render_sarif(report: ScanReport, catalogue: Sequence[FindingSpec] | None = None) -> str:
-    return json.dumps(sarif_log(report, catalogue), indent=2, ensure_ascii=True) + "\n"
+def render_sarif(
+    report: ScanReport,
+    catalogue: Sequence[FindingSpec] | None = None,
+    summary: ReportSummary | None = None,
+) -> str:
+    return json.dumps(sarif_log(report, catalogue, summary), indent=2, ensure_ascii=True) + "\n"
 
 
-def sarif_log(report: ScanReport, catalogue: Sequence[FindingSpec] | None = None) -> dict[str, Any]:
+def sarif_log(
+    report: ScanReport,
+    catalogue: Sequence[FindingSpec] | None = None,
+    summary: ReportSummary | None = None,
+) -> dict[str, Any]:
     specs = _rule_specs(report, default_catalogue() if catalogue is None else catalogue)
     rule_index = {spec.id: index for index, spec in enumerate(specs)}
     from scanner import __version__
@@ -86,6 +95,8 @@ def sarif_log(report: ScanReport, catalogue: Sequence[FindingSpec] | None = None
                 "invocations": [_invocation(report)],
                 "results": results,
                 "properties": {
+                    # The answer first, as in every format: verdict, counts, problems.
+                    "summary": safe_tree((summary or summarize(report)).to_dict()),
                     "scan": {
                         "id": safe_text(report.id, 64),
                         "engine": safe_text(report.engine, 32),
@@ -255,6 +266,6 @@ def _target_summary(target: TargetReport) -> dict[str, Any]:
     return {
         "input": safe_text(target.input, 300),
         "address": safe_text(target.address, 64),
-        "open_ports": [port.port for port in target.ports if port.state == "open"],
+        "open_ports": [port.port for port in open_ports_of(target)],
         "filtered_count": target.filtered_count,
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ from typing import Any
 
 from scanner.findings.model import Finding, Severity
 from scanner.report.diff import ReportDiff
+from scanner.report.grades import grade_of
 from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.report.sanitize import TRUNCATION_MARK, safe_text, safe_tree
+from scanner.report.shodan import compact_record
+from scanner.report.summary import ReportSummary, open_ports_of, summarize
 from scanner.targets.ports import compress_ports
 
 SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
@@ -44,6 +48,10 @@ MAX_CLOSED_LISTED = 10  # beyond this, closed ports are summarised as ranges (li
 CLOSED_RANGES_CHARS = 120
 MAX_NOTES = 50
 MAX_ERRORS = 50
+# What a cut made for people says: where the whole text is (the JSON keeps what the stage kept).
+CUT_MARK = "… [truncated here; the full text is in the JSON report (--format json)]"
+# References become links only when they are plain https URLs (ours come from the catalogue).
+SAFE_URL = re.compile(r"^https://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
 
 # Which fields of a known details key are worth a line of their own, in order, with a label.
 # A dotted path reads into nested mappings. Keys not listed here get the generic treatment.
@@ -94,10 +102,12 @@ HIGHLIGHT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
         ("is_home_assistant", "is Home Assistant"),
         ("confidence", "confidence"),
     ),
+    # Not connack_meaning: that is the broker's answer to our deliberately refused probe
+    # (protocol level 0), not what it does with a real client. The check's facts are.
     "mqtt": (
         ("anonymous", "anonymous access"),
         ("auth", "auth"),
-        ("connack_meaning", "answer to CONNECT"),
+        ("connack_meaning_311", "answer to a CONNECT without credentials"),
         ("evidence", "seen"),
     ),
 }
@@ -115,7 +125,7 @@ PORT_TABLE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("http", "title", "title"),
     ("http", "server", "server"),
     ("ssh", "auth_methods", "auth"),
-    ("mqtt", "connack_meaning", "MQTT"),
+    ("mqtt", "anonymous", "anonymous MQTT"),
 )
 SHODAN_KEY = "shodan"  # shown in its own section, not among the details
 # Target keys every report shows in its own way; any other key gets a generic section.
@@ -163,14 +173,26 @@ class GradeView:
     port: int
     scores: tuple[Fact, ...] = ()
     caps: tuple[str, ...] = ()  # why the grade is capped, in the check's words
+    display: str = ""  # "T (A if trusted)": T and M with the grade they would have
+    rank: int = 0  # scanner.report.grades order: higher is worse
+
+    @property
+    def shown(self) -> str:
+        return self.display or self.grade
 
 
 @dataclass(frozen=True)
 class ShodanView:
     port: int
     protocol: str
-    banner: str  # multi-line, capped
+    banner: str  # multi-line, capped (what the JSON has, for the folded full view)
     queries: tuple[str, ...]
+    record: str = ""  # one line: what a crawler records (no volatile headers, no binary)
+
+    @property
+    def query(self) -> str:
+        """The one query that finds this port: the most specific first."""
+        return self.queries[0] if self.queries else ""
 
 
 @dataclass(frozen=True)
@@ -190,6 +212,11 @@ class FindingView:
     @property
     def all_addresses(self) -> tuple[str, ...]:
         return self.addresses or (self.address,)
+
+    @property
+    def links(self) -> tuple[tuple[str, bool], ...]:
+        """(reference, is a safe https link) for each reference."""
+        return tuple((ref, is_safe_url(ref)) for ref in self.references)
 
     @property
     def host(self) -> str:
@@ -321,10 +348,16 @@ class ReportView:
     severity_counts: Mapping[Severity, int]
     worst: Severity | None
     diff: DiffView | None
+    summary: ReportSummary
 
     @property
     def open_count(self) -> int:
-        return sum(target.open_count for target in self.targets)
+        """Open ports as every output counts them (scanner.report.summary)."""
+        return self.summary.open_ports
+
+    def findings_of(self, problem_id: str) -> tuple[FindingView, ...]:
+        """The merged findings behind one problem of the summary (its evidence per place)."""
+        return tuple(finding for finding in self.findings if finding.id == problem_id)
 
     @property
     def started_display(self) -> str:
@@ -342,7 +375,9 @@ class ReportView:
         return tuple((target, grade) for target in self.targets for grade in target.grades)
 
 
-def build_view(report: ScanReport, diff: ReportDiff | None = None) -> ReportView:
+def build_view(
+    report: ScanReport, diff: ReportDiff | None = None, summary: ReportSummary | None = None
+) -> ReportView:
     from scanner import __version__
 
     targets = tuple(_target_view(target) for target in report.targets)
@@ -365,6 +400,7 @@ def build_view(report: ScanReport, diff: ReportDiff | None = None) -> ReportView
         severity_counts=counts,
         worst=_worst(findings),
         diff=_diff_view(diff) if diff is not None else None,
+        summary=summary if summary is not None else summarize(report),
     )
 
 
@@ -376,7 +412,7 @@ def _target_view(target: TargetReport) -> TargetView:
     address = safe_text(target.address, NAME_CHARS)
     findings = _worst_first([_finding_view(finding, target, name) for finding in target.findings])
     ports = tuple(_port_view(port, findings) for port in sorted(target.ports, key=_port_key))
-    open_count = sum(1 for port in ports if port.is_open)
+    open_count = len(open_ports_of(target))
     return TargetView(
         input=name,
         address=address,
@@ -439,9 +475,10 @@ def _port_view(port: PortReport, findings: Sequence[FindingView]) -> PortView:
 
 def grade_view(port: int, tls: Any) -> GradeView | None:
     """The TLS grade of an endpoint, if the TLS check gave one (details.tls.grade)."""
-    if not isinstance(tls, Mapping) or not isinstance(tls.get("grade"), str | int):
+    found = grade_of(tls)
+    if found is None or not isinstance(tls, Mapping):
         return None
-    grade = safe_text(str(tls["grade"]), 8)
+    grade = safe_text(found.letter, 8)
     if not grade:
         return None
     return GradeView(
@@ -450,6 +487,8 @@ def grade_view(port: int, tls: Any) -> GradeView | None:
         port=port,
         scores=_scores(tls.get("scores")),
         caps=_caps(tls.get("caps")),
+        display=safe_text(found.display, 40),
+        rank=found.rank,
     )
 
 
@@ -486,6 +525,7 @@ def _shodan_view(port: PortReport, shodan: Any) -> ShodanView | None:
     banner = shodan.get("banner")
     queries = shodan.get("queries")
     query_list = queries if isinstance(queries, Sequence) and not isinstance(queries, str) else []
+    details = port.details if isinstance(port.details, Mapping) else {}
     view = ShodanView(
         port=port.port,
         protocol=safe_text(port.protocol, 8),
@@ -493,6 +533,7 @@ def _shodan_view(port: PortReport, shodan: Any) -> ShodanView | None:
         if isinstance(banner, str)
         else "",
         queries=tuple(safe_text(str(q), QUERY_CHARS) for q in query_list[:LIST_ITEMS_SHOWN]),
+        record=compact_record(banner if isinstance(banner, str) else "", details),
     )
     return view if view.banner or view.queries else None
 
@@ -611,8 +652,8 @@ def _finding_view(finding: Finding, target: TargetReport, target_name: str) -> F
         id=safe_text(finding.id, 96),
         severity=_severity(finding.severity),
         title=safe_text(finding.title, TITLE_CHARS),
-        evidence=safe_text(finding.evidence, EVIDENCE_CHARS, keep_newlines=True),
-        remediation=safe_text(finding.remediation, REMEDIATION_CHARS, keep_newlines=True),
+        evidence=shown_text(finding.evidence, EVIDENCE_CHARS, keep_newlines=True),
+        remediation=shown_text(finding.remediation, REMEDIATION_CHARS, keep_newlines=True),
         references=tuple(safe_text(ref, 512) for ref in finding.references[:LIST_ITEMS_SHOWN]),
         target=target_name,
         address=safe_text(target.address, NAME_CHARS),
@@ -651,8 +692,24 @@ def _merge(group: Sequence[FindingView]) -> FindingView:
         f"{finding.address}:\n{finding.evidence}" for finding in group
     )
     return dataclasses.replace(
-        first, addresses=addresses, evidence=safe_text(evidence, EVIDENCE_CHARS, keep_newlines=True)
+        first, addresses=addresses,
+        evidence=shown_text(evidence, EVIDENCE_CHARS, keep_newlines=True),
     )
+
+
+def shown_text(value: str, limit: int, *, keep_newlines: bool = False) -> str:
+    """safe_text for people: a cut made here says where the whole text is. A text the stage
+    already capped (it ends in the plain mark and fits) keeps that mark: nothing more exists."""
+    text = safe_text(value, limit, keep_newlines=keep_newlines)
+    if text.endswith(TRUNCATION_MARK) and not (
+        value.endswith(TRUNCATION_MARK) and len(value) - len(TRUNCATION_MARK) <= limit
+    ) and not text.endswith(CUT_MARK):
+        return text[: -len(TRUNCATION_MARK)] + CUT_MARK
+    return text
+
+
+def is_safe_url(text: str) -> bool:
+    return bool(SAFE_URL.match(text)) and ">" not in text and len(text) <= 512
 
 
 def _severity(value: Any) -> Severity:
@@ -709,7 +766,7 @@ def _change_view(change: Any) -> ChangeView:
 
 
 def _capped_list(items: Sequence[str], max_items: int, chars: int) -> tuple[str, ...]:
-    shown = [safe_text(item, chars) for item in items[:max_items]]
+    shown = [shown_text(item, chars) for item in items[:max_items]]
     if len(items) > max_items:
         shown.append(f"… and {len(items) - max_items} more")
     return tuple(shown)

@@ -99,6 +99,15 @@ def _parse_port_number(text: str, item: str) -> int:
     return number
 
 
+def exclude_ports(ports: Sequence[int], spec: str) -> tuple[int, ...]:
+    """`ports` without those of `spec` (--exclude-ports); BadInput when nothing is left."""
+    excluded = set(parse_port_spec(spec))
+    kept = tuple(port for port in ports if port not in excluded)
+    if not kept:
+        raise BadInput(f"--exclude-ports {spec} leaves no port to scan")
+    return kept
+
+
 def compress_ports(ports: Iterable[int]) -> str:
     """22,80,81,82,83 -> '22,80-83' (nmap's syntax; also how reports list many ports)."""
     ranges: list[str] = []

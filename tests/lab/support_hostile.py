@@ -532,9 +532,11 @@ class HeadlessChromium:
         path: Path,
         evaluate: dict[str, str] | None = None,
         screenshot_width: int | None = None,
+        screenshot_height: int | None = None,
     ) -> PageVisit:
         """Open file://path, wait for load (plus a moment), report what happened."""
-        return self.visit_url(path.resolve().as_uri(), evaluate, screenshot_width)
+        return self.visit_url(path.resolve().as_uri(), evaluate, screenshot_width,
+                              screenshot_height=screenshot_height)
 
     def visit_url(
         self,
@@ -542,6 +544,7 @@ class HeadlessChromium:
         evaluate: dict[str, str] | None = None,
         screenshot_width: int | None = None,
         settle_s: float = 0.7,
+        screenshot_height: int | None = None,
     ) -> PageVisit:
         """Open `url` (in Chromium's own network namespace), wait for load plus settle_s."""
         target = self._send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -562,7 +565,7 @@ class HeadlessChromium:
             )
             visit.evaluations[name] = result.get("result", {}).get("value")
         if screenshot_width:
-            visit.screenshot = self._screenshot(session, screenshot_width)
+            visit.screenshot = self._screenshot(session, screenshot_width, screenshot_height)
         self._send("Target.closeTarget", {"targetId": target})
         return visit
 
@@ -579,14 +582,16 @@ class HeadlessChromium:
                 entry = params.get("entry", {})
                 visit.log_entries.append(f"{entry.get('level')}: {entry.get('text')}"[:500])
 
-    def _screenshot(self, session: str, width: int) -> bytes:
+    def _screenshot(self, session: str, width: int, height: int | None = None) -> bytes:
+        """The whole page, or with `height` only its top (what a reader first sees)."""
         self._send(
             "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            {"width": width, "height": height or 900, "deviceScaleFactor": 1, "mobile": False},
             session,
         )
-        metrics = self._send("Page.getLayoutMetrics", {}, session)
-        height = min(int(metrics["cssContentSize"]["height"]) + 1, 12000)
+        if height is None:
+            metrics = self._send("Page.getLayoutMetrics", {}, session)
+            height = min(int(metrics["cssContentSize"]["height"]) + 1, 12000)
         self._send(
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},

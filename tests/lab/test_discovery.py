@@ -54,6 +54,8 @@ def test_auto_falls_back_to_connect_without_privileges(lab: Lab) -> None:
                         *LAB_SPEED)
     assert run.returncode == 0, run.stderr
     assert '"engine": "connect"' in run.stdout
+    assert "exposure: note: no raw-socket privilege (root or CAP_NET_RAW), so the connect " \
+           "engine runs" in run.stderr  # said, not silent
 
 
 def test_syn_without_privileges_exits_3(lab: Lab) -> None:

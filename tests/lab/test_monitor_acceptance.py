@@ -156,7 +156,7 @@ def test_diff_and_watch_see_exactly_the_changes(
     assert first["scan"]["complete"] and second["scan"]["complete"]
 
     run = exposure(lab, "diff", "--db", str(db), "--format", "json")
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # like diff(1): 1 when something changed
     diff = json.loads(run.stdout)
     assert diff["before"]["id"] == first["scan"]["id"]
     assert diff["after"]["id"] == second["scan"]["id"]

@@ -45,7 +45,8 @@ FORMATS = ("table", "json", "markdown", "html", "sarif")
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 ARTIFACTS = Path(os.environ.get("EXPOSURE_TEST_ARTIFACTS", "/tmp/exposure-test-artifacts"))
 # Elements that could run code, load something, or navigate; none may exist in the report.
-ACTIVE_ELEMENTS = "script,img,iframe,object,embed,a,form,base,link[rel=stylesheet],video,audio,"\
+# Links (<a>) are checked apart: only the catalogue's https references may be one.
+ACTIVE_ELEMENTS = "script,img,iframe,object,embed,form,base,link[rel=stylesheet],video,audio,"\
                   "meta[http-equiv=refresh],source,input,button"
 
 
@@ -72,6 +73,7 @@ def runs(hostile_lab: Lab) -> dict[str, CliRun]:
     }
     colour = {"FORCE_COLOR": "1", "TERM": "xterm-256color", "COLUMNS": "120"}
     variants["table-colour"] = ([*base, "--format", "table"], colour)
+    variants["table-shodan"] = ([*base, "--format", "table", "--shodan"], {})
     variants["quiet-colour"] = ([*base, "--format", "table", "--quiet"], colour)
     results = run_many(hostile_lab, variants, timeout=120)
     for name, run in results.items():
@@ -124,8 +126,10 @@ def test_terminal_output_has_no_escape_from_the_server(runs: dict[str, CliRun]) 
         residue = SGR.sub("", coloured)
         for char in "\x1b\x9b\x07\x08\r\x00\u202e\u2066\u200b":
             assert char not in residue, (name, repr(char))
-    assert "[truncated]" in plain
     assert max(len(line) for line in plain.splitlines()) <= 200
+    crawlers = runs["table-shodan"].stdout  # the 1 MB title and banners, capped visibly
+    assert "\x1b" not in crawlers and "[truncated]" in crawlers
+    assert max(len(line) for line in crawlers.splitlines()) <= 200
 
 
 def test_markdown_stays_text(runs: dict[str, CliRun]) -> None:
@@ -158,12 +162,17 @@ def test_html_runs_no_script_and_loads_nothing(runs: dict[str, CliRun]) -> None:
             "active": f"document.querySelectorAll({ACTIVE_ELEMENTS!r}).length",
             "text": "document.body.innerText",
             "styled": "getComputedStyle(document.querySelector('.top')).backgroundColor",
+            "links": "[...document.querySelectorAll('a')].map(a => a.getAttribute('href'))",
         }, screenshot_width=1200)
     assert visit.requests == [visit.url], visit.requests  # the file itself, nothing else
     assert visit.console == [] and visit.exceptions == [], (visit.console, visit.exceptions)
     assert visit.log_entries == [], visit.log_entries  # no CSP violation: nothing even tried
     assert visit.evaluations["canary"] == "undefined"
     assert visit.evaluations["scripts"] == 0 and visit.evaluations["active"] == 0
+    references = {ref for target in runs["json"].json()["targets"]
+                  for finding in target["findings"] for ref in finding["references"]}
+    assert set(visit.evaluations["links"]) <= {ref for ref in references
+                                               if ref.startswith("https://")}
     assert visit.evaluations["styled"] == "rgb(13, 27, 42)"  # our stylesheet applied (by hash)
     text = visit.evaluations["text"]
     assert HTML_PAYLOADS[0] in text and "truncated" in text  # shown as text, capped

@@ -6,6 +6,7 @@ before sanitising) to see what a viewer would make of it.
 
 from __future__ import annotations
 
+import dataclasses
 from html.parser import HTMLParser
 
 from hypothesis import given, settings
@@ -19,7 +20,7 @@ from tests.unit.test_report_samples import hostile_diff, hostile_report, sample_
 # What our own Markdown may produce once rendered; anything else came from a payload.
 ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "p", "strong", "em", "code", "pre", "table", "thead", "tbody",
-    "tr", "th", "td", "ul", "li", "details", "summary", "hr", "a", "br",
+    "tr", "th", "td", "ul", "ol", "li", "details", "summary", "hr", "a", "br",
 }
 
 
@@ -44,10 +45,13 @@ def _tags(html: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
 
 def test_structure_of_a_report() -> None:
     text = render_markdown(sample_report(), sample_diff())
-    assert text.startswith("# Exposure report: home.example\n")
-    sections = ["## Changes since the previous scan", "## Findings", "### 1. 🟥 **CRITICAL**",
-                "## home.example (198.51.100.7)", "### What internet scanners store",
-                "### Technical details", "## home.example (2001:db8::7)"]
+    assert text.startswith("# Exposure report: home.example\n\n🟥 **Not safe to leave on the "
+                           "internet: 1 critical and 2 high problems on 5 open ports")
+    sections = ["## Fix these first", "1. 🟥 **CRITICAL** Home Assistant has never been",
+                "**What IPv6 means here:**", "## Changes since the previous scan",
+                "## Findings in detail", "### 1. 🟥 **CRITICAL**",
+                "## home.example (198.51.100.7)", "### Technical details",
+                "## home.example (2001:db8::7)", "## What internet crawlers record"]
     positions = [text.index(section) for section in sections]
     assert positions == sorted(positions)
     assert "**1 critical, 2 high, 3 medium, 1 low, 1 info**" in text
@@ -66,7 +70,9 @@ def test_renders_to_the_expected_html() -> None:
     html = _render(render_markdown(sample_report(), sample_diff()))
     tags = {tag for tag, _ in _tags(html)}
     assert tags <= ALLOWED_TAGS
-    assert html.count("<table>") == 4  # summary, diff, two port tables
+    assert html.count("<table>") == 5  # summary, diff, two port tables, crawler records
+    answer = html[:html.index("<h2>Changes since")]
+    assert answer.count("<li>") == 6 + 2  # six problems above info; one has two fixes
 
 
 def test_hostile_text_stays_text() -> None:
@@ -87,7 +93,7 @@ def test_hostile_text_stays_text() -> None:
 def test_tables_keep_their_columns_with_pipes_in_cells() -> None:
     html = _render(render_markdown(hostile_report()))
     for row in html.split("<tr>")[1:]:
-        assert row.count("<td") + row.count("<th") in (5, 6, 7), row[:300]
+        assert row.count("<td") + row.count("<th") in (4, 5, 6, 7), row[:300]
 
 
 def test_code_blocks_cannot_be_closed_from_inside() -> None:
@@ -110,3 +116,34 @@ def test_every_payload_is_inert_inline() -> None:
     for payload in (*HTML_PAYLOADS, *MARKUP_PAYLOADS):
         html = _render(f"x {md(payload)}")
         assert {tag for tag, _ in _tags(html)} == {"p"}, (payload, html)
+
+
+def test_code_spans_in_a_fix_render_as_code() -> None:
+    report = sample_report()
+    finding = report.targets[0].findings[1]
+    report.targets[0].findings[1] = dataclasses.replace(
+        finding, remediation="In mosquitto.conf set `allow_anonymous false` and "
+                             "`password_file /etc/mosquitto/passwd`, then restart it.")
+    html = _render(render_markdown(report))
+    assert ("<code>allow_anonymous false</code> and <code>password_file /etc/mosquitto/passwd"
+            "</code>, then restart it.") in html
+    assert "\\`" not in render_markdown(report)
+
+
+def test_the_crawler_table_has_no_volatile_headers() -> None:
+    report = sample_report()
+    report.targets[0].ports[2].details["shodan"]["banner"] = (
+        "HTTP/1.1 200 OK\nServer: nginx/1.22.1\nDate: Mon, 01 Jan 2024 00:00:00 GMT\n"
+        'ETag: "65a1-5e1"')
+    text = render_markdown(report)
+    table = text[text.index("## What internet crawlers record"):]
+    assert "HTTP/1.1 200 OK · Server: nginx/1.22.1" in table
+    assert "Date" not in table and "ETag" not in table
+
+
+def test_t_and_m_grades_show_the_grade_they_would_have() -> None:
+    report = sample_report()
+    report.targets[0].ports[2].details["tls"].update(grade="T", grade_if_trust_ignored="A")
+    text = render_markdown(report)
+    assert "443: **T (A if trusted)**" in text
+    assert "| **T (A if trusted)** |" in text

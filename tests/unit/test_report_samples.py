@@ -13,6 +13,7 @@ from typing import Any
 
 from scanner.findings.model import Finding, Severity
 from scanner.report.diff import Change, ReportDiff
+from scanner.report.json_report import report_document
 from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.report.sanitize import safe_text
 from scanner.report.schema import validate_report
@@ -206,7 +207,7 @@ def hostile_diff() -> ReportDiff:
 
 
 def test_sample_report_follows_the_schema() -> None:
-    validate_report(sample_report().to_dict())
+    validate_report(report_document(sample_report()))
 
 
 def test_hostile_report_really_is_hostile() -> None:
