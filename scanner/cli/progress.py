@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from scanner.report.sanitize import safe_text
 from scanner.targets import Target
@@ -70,6 +77,7 @@ class ProgressDisplay:
                 BarColumn(),
                 TextColumn("{task.completed}/{task.total}"),
                 TimeElapsedColumn(),
+                TimeRemainingColumn(),  # the ETA of a long discovery
                 console=self.console,
                 transient=True,
                 # stdout is the report's alone: never route it through the live display
