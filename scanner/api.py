@@ -22,12 +22,13 @@ from scanner.checks.base import CheckOptions
 from scanner.discovery import DiscoveryOptions, choose_engine
 from scanner.discovery.udp import UDP_CATALOGUE
 from scanner.findings import FindingSpec
+from scanner.fleet.vantage import VANTAGE_DIFFERENCE
 from scanner.identification import IdentifyOptions
 from scanner.net import Limits, ScanBudget
 from scanner.net.budget import DEFAULT_GLOBAL_CONNECTIONS, DEFAULT_HOST_CONNECTIONS
 from scanner.pipeline import ANSWERS_ALL_PORTS, Pipeline, ScanObserver, ScanProgress
 from scanner.report.model import ScanReport
-from scanner.targets import TOP_PORTS, parse_targets
+from scanner.targets import TOP_PORTS, Target, parse_targets
 
 __all__ = [
     "PIPELINE_CATALOGUE",
@@ -35,6 +36,7 @@ __all__ = [
     "ScanOptions",
     "ScanProgress",
     "scan",
+    "scan_targets",
 ]
 
 
@@ -67,7 +69,10 @@ class ScanOptions:
 
 
 # Findings the pipeline itself produces (not a check): part of `exposure checks --list`.
-PIPELINE_CATALOGUE: tuple[FindingSpec, ...] = (ANSWERS_ALL_PORTS, *UDP_CATALOGUE)
+# vantage.difference comes from a fleet scan that compares vantage points (scanner/fleet).
+PIPELINE_CATALOGUE: tuple[FindingSpec, ...] = (
+    ANSWERS_ALL_PORTS, *UDP_CATALOGUE, VANTAGE_DIFFERENCE,
+)
 
 
 def scan(
@@ -86,6 +91,16 @@ def scan(
     """
     options = options or ScanOptions()
     targets = parse_targets(list(inputs), allow_large_range=options.allow_large_range)
+    return scan_targets(targets, options, progress, observer)
+
+
+def scan_targets(
+    targets: Sequence[Target],
+    options: ScanOptions,
+    progress: ScanProgress | None = None,
+    observer: ScanObserver | None = None,
+) -> ScanReport:
+    """scan() for addresses already resolved (a fleet worker gets one address and its name)."""
     engine = choose_engine(options.engine)
     budget = ScanBudget(options.limits())
     started_wall = _now()
@@ -99,7 +114,7 @@ def scan(
         ports_requested=len(options.ports),
         budget=budget.describe(),
     )
-    Pipeline(targets, options, engine, budget, report, progress, observer).run()
+    Pipeline(list(targets), options, engine, budget, report, progress, observer).run()
     report.finished_at = _now()
     report.duration_s = time.monotonic() - started
     for target_report in report.targets:

@@ -17,6 +17,7 @@ from scanner.api import PIPELINE_CATALOGUE, ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.checks.registry import catalogue
 from scanner.cli import EXIT_OK, EXIT_SCAN_FAILED, app
+from scanner.cli.fleet import BrokerOption, FleetTimeoutOption, VantageOption, fleet_scanner
 from scanner.cli.scan import OutputFormat
 from scanner.diff import ReportDiff, Side, diff_reports, load_baseline
 from scanner.diff.render import render_diff
@@ -31,12 +32,20 @@ from scanner.report.model import ScanReport
 from scanner.report.sanitize import safe_text
 from scanner.report.sarif import render_sarif
 from scanner.report.terminal import render_terminal
-from scanner.store import NoDatabase, ScanRow, Store, default_db_path, report_from_dict
+from scanner.store import NoDatabase, ScanRow, Store, report_from_dict
+from scanner.store.location import (
+    DbLocation,
+    default_location,
+    describe,
+    open_store,
+    parse_location,
+)
 from scanner.targets import parse_port_spec
 
 DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="History database (default: $EXPOSURE_DB or per-user data dir)."),
+    str | None,
+    typer.Option("--db", help="History database: a file, or postgresql://USER@HOST/DB "
+                              "(default: $EXPOSURE_DB or per-user data dir)."),
 ]
 
 
@@ -53,8 +62,8 @@ class AlertMinimum(enum.StrEnum):
     INFO = "info"
 
 
-def _db_path(db: Path | None) -> Path:
-    return db or default_db_path()
+def _db_path(db: str | None) -> DbLocation:
+    return parse_location(db) if db is not None else default_location()
 
 
 # --- history ---------------------------------------------------------------------------------
@@ -70,9 +79,9 @@ def history_command(
     """List stored scans, newest first."""
     path = _db_path(db)
     try:
-        store = Store.open(path, create=False)
+        store = open_store(path, create=False)
     except NoDatabase:
-        typer.echo(f"no scans stored yet ({path})", err=True)
+        typer.echo(f"no scans stored yet ({describe(path)})", err=True)
         if output_format is DiffFormat.JSON:
             sys.stdout.write("[]\n")
         return EXIT_OK
@@ -109,7 +118,7 @@ def show_command(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> int:
     """Render a stored scan again, in any report format (with its diff where the format has one)."""
-    with Store.open(_db_path(db), create=False) as store:
+    with open_store(_db_path(db), create=False) as store:
         row = store.get_scan(scan_ref)
         data = store.load_report(row)
         previous = store.latest_complete(inputs=row.inputs, before=row.seq)
@@ -162,7 +171,7 @@ def diff_command(
 ) -> int:
     """What changed between two scans (default: the last two of the same target(s))."""
     expected = load_baseline(baseline) if baseline else None
-    with Store.open(_db_path(db), create=False) as store:
+    with open_store(_db_path(db), create=False) as store:
         before, after = _pick_pair(store, scan_a, scan_b, target)
         diff = diff_reports(
             _side(store, before) if before else None, _side(store, after),
@@ -247,6 +256,9 @@ def watch_command(
     identify: Annotated[
         bool, typer.Option(help="Identify services and run checks (off: port states only).")
     ] = True,
+    broker: BrokerOption = None,
+    vantage: VantageOption = None,
+    fleet_timeout: FleetTimeoutOption = None,
 ) -> int:
     """Scan every interval (with jitter), keep the history, alert only on changes."""
     if not 0 <= jitter <= 0.5:
@@ -261,6 +273,7 @@ def watch_command(
     from scanner.alerts import load_settings, notifiers_from
     from scanner.monitor import Watcher, WatchOptions, parse_interval
 
+    fleet = fleet_scanner(broker, db, vantage, fleet_timeout)
     notifiers = notifiers_from(load_settings(alert_config), _alert_names(alert))
     options = WatchOptions(
         inputs=tuple(targets),
@@ -284,7 +297,7 @@ def watch_command(
         round(jitter * 100), ", ".join(n.name for n in notifiers) or "none")
     console = _console()
     watcher = Watcher(
-        options, scan_options, notifiers, scan,
+        options, scan_options, notifiers, fleet or scan,
         on_iteration=lambda result: result.diff is not None and not result.diff.empty
         and render_diff(result.diff, console),
     )

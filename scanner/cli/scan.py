@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,12 @@ from scanner.api import PIPELINE_CATALOGUE, ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.checks.registry import catalogue
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, app
+from scanner.cli.fleet import (
+    BrokerOption,
+    FleetTimeoutOption,
+    VantageOption,
+    fleet_scanner,
+)
 from scanner.diff import apply_baseline, load_baseline
 from scanner.diff.baseline import PORT_UNEXPECTED
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
@@ -32,6 +38,9 @@ from scanner.report.terminal import render_terminal
 from scanner.store import ScanRecorder
 from scanner.targets import Target, parse_port_spec
 from scanner.targets.ports import compress_ports
+
+if TYPE_CHECKING:
+    from scanner.fleet.coordinator import FleetScanner
 
 
 class OutputFormat(enum.StrEnum):
@@ -125,7 +134,9 @@ def scan_command(
     ] = False,
     # --- history (scanner/store) and baseline (scanner/diff) ---
     db: Annotated[
-        Path | None, typer.Option("--db", help="Save the scan in this history database.")
+        str | None,
+        typer.Option("--db", help="Save the scan in this history database (a file, or "
+                                  "postgresql://USER@HOST/DB)."),
     ] = None,
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not save this scan in the history.")
@@ -134,6 +145,10 @@ def scan_command(
         Path | None,
         typer.Option(help="TOML file of the ports you mean to expose: others are port.unexpected."),
     ] = None,
+    # --- fleet (scanner/fleet) ---
+    broker: BrokerOption = None,
+    vantage: VantageOption = None,
+    fleet_timeout: FleetTimeoutOption = None,
 ) -> int:
     """Scan TARGET(s) from the outside and report what is exposed."""
     _check_numbers(rate, timeout, retries)
@@ -156,9 +171,10 @@ def scan_command(
         udp_dns_name=resolver_test_name,
     )
     expected = load_baseline(baseline) if baseline else None
+    fleet = fleet_scanner(broker, db, vantage, fleet_timeout)
     recorder = ScanRecorder.for_cli(db, no_store)
     with recorder.recording(targets, compress_ports(options.ports)):
-        report = _run_with_progress(targets, options)
+        report = _run_with_progress(targets, options, fleet)
         apply_baseline(report, expected)
         recorder.finish(report)
     _write_report(report, output_format, output, quiet=quiet)
@@ -192,8 +208,12 @@ def _check_numbers(rate: int, timeout: float, retries: int) -> None:
         raise BadInput(f"--retries must be between 0 and 10 (got {retries})")
 
 
-def _run_with_progress(targets: list[str], options: ScanOptions) -> ScanReport:
+def _run_with_progress(
+    targets: list[str], options: ScanOptions, fleet: FleetScanner | None = None
+) -> ScanReport:
     stderr = Console(stderr=True)
+    if fleet is not None:
+        return _run_on_fleet(fleet, targets, options, stderr)
     if not stderr.is_terminal:
         return scan(targets, options)
     columns = (
@@ -215,6 +235,24 @@ def _run_with_progress(targets: list[str], options: ScanOptions) -> ScanReport:
             bar.update(tasks[key], completed=done, total=total)
 
         return scan(targets, options, progress=show)
+
+
+def _run_on_fleet(
+    fleet: FleetScanner, targets: list[str], options: ScanOptions, stderr: Console
+) -> ScanReport:
+    """One bar: tasks finished by the workers (an address per vantage, or a port range)."""
+    if not stderr.is_terminal:
+        return fleet(targets, options)
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        where = f" from {', '.join(fleet.vantages)}" if fleet.vantages else ""
+        task = bar.add_task(f"fleet tasks{where}", total=None)
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return fleet(targets, options, progress=show)
 
 
 def _write_report(

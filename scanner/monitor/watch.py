@@ -14,7 +14,6 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,6 +25,7 @@ from scanner.findings import Severity
 from scanner.monitor.schedule import DEFAULT_JITTER, next_delay
 from scanner.report.model import ScanReport
 from scanner.store import Store, StoreError
+from scanner.store.location import DbLocation, open_store
 from scanner.targets.ports import compress_ports, parse_port_spec
 
 log = logging.getLogger("exposure.watch")
@@ -41,7 +41,7 @@ class WatchOptions:
     max_iterations: int | None = None  # None: forever
     min_severity: Severity = Severity.INFO  # alerts below this are not sent
     baseline: Baseline | None = None
-    db: Path | None = None  # None: no history, the reference lives in memory only
+    db: DbLocation | None = None  # None: no history, the reference lives in memory only
 
 
 @dataclass
@@ -175,7 +175,7 @@ class Watcher:
         if self.options.db is None:
             return None
         try:
-            return Store.open(self.options.db)
+            return open_store(self.options.db)
         except StoreError as error:
             log.error("history not available this time: %s", error)
             return None

@@ -20,7 +20,8 @@ from typing import TextIO
 from scanner.errors import BadInput
 from scanner.report.model import ScanReport
 from scanner.store.errors import StoreError
-from scanner.store.paths import DB_ENV, default_db_path
+from scanner.store.location import DbLocation, default_location, open_store, parse_location
+from scanner.store.paths import DB_ENV
 from scanner.store.store import Store
 
 EXIT_STORE_FAILED = 3
@@ -29,7 +30,9 @@ EXIT_STORE_FAILED = 3
 class ScanRecorder:
     """Records one CLI scan; never raises, remembers the first problem instead."""
 
-    def __init__(self, path: Path | None, *, enabled: bool = True, explicit: bool = False) -> None:
+    def __init__(
+        self, path: DbLocation | None, *, enabled: bool = True, explicit: bool = False
+    ) -> None:
         self.path = path
         self.enabled = enabled and path is not None
         self.explicit = explicit
@@ -38,10 +41,12 @@ class ScanRecorder:
         self._store: Store | None = None
 
     @classmethod
-    def for_cli(cls, db: Path | None, no_store: bool) -> ScanRecorder:
-        """--db PATH, else $EXPOSURE_DB, else the per-user default; --no-store turns it off."""
+    def for_cli(cls, db: str | Path | None, no_store: bool) -> ScanRecorder:
+        """--db PATH (or URL), else $EXPOSURE_DB, else the per-user default; --no-store turns
+        it off."""
         explicit = db is not None or bool(os.environ.get(DB_ENV))
-        return cls(db or default_db_path(), enabled=not no_store, explicit=explicit)
+        location = parse_location(db) if db is not None else default_location()
+        return cls(location, enabled=not no_store, explicit=explicit)
 
     @contextmanager
     def recording(self, inputs: Sequence[str], ports: str | None) -> Iterator[ScanRecorder]:
@@ -85,7 +90,7 @@ class ScanRecorder:
         if not self.enabled or self.path is None:
             return
         try:
-            self._store = Store.open(self.path)
+            self._store = open_store(self.path)
             self.seq = self._store.begin_scan(inputs, ports)
         except StoreError as error:
             self.problem = error

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from scanner import __version__
 from scanner.store import migrations
+from scanner.store.dialect import SQLITE, Dialect
 from scanner.store.errors import SchemaTooNew, StoreError, explain
 
 BUSY_TIMEOUT_S = 15.0
@@ -108,10 +109,17 @@ def _alive(pid: int, started: str | None) -> bool:
 
 
 class Store:
-    """Open with Store.open(); use as a context manager or call close()."""
+    """Open with Store.open(); use as a context manager or call close().
+
+    The SQLite history. PostgresStore (postgres.py) is the same store on PostgreSQL: every query
+    here is shared; what differs is how the database is opened, its Dialect and its errors.
+    """
+
+    dialect: Dialect = SQLITE
+    _errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(
-        self, path: Path, db: sqlite3.Connection, readonly: bool,
+        self, path: Path | str, db: sqlite3.Connection, readonly: bool,
         why_readonly: StoreError | None = None,
     ) -> None:
         self.path = path
@@ -269,7 +277,7 @@ class Store:
         query = f"SELECT {_ROW_COLUMNS} FROM scans"
         args: list[Any] = []
         if target is not None:
-            query += f" WHERE {_TARGET_MATCH}"
+            query += f" WHERE {self._target_match()}"
             args += [target, target, target]
         query += " ORDER BY seq DESC"
         if limit is not None:
@@ -318,7 +326,7 @@ class Store:
             clauses.append("inputs = ?")
             args.append(_inputs_json(inputs))
         if target is not None:
-            clauses.append(_TARGET_MATCH)
+            clauses.append(self._target_match())
             args += [target, target, target]
         if before is not None:
             clauses.append("seq < ?")
@@ -353,11 +361,18 @@ class Store:
             open_ports=sum(count for _, count in targets),
         )
 
+    def _target_match(self) -> str:
+        return _TARGET_MATCH.format(
+            inputs=self.dialect.json_list_contains.format(column="scans.inputs"))
+
+    def _explain(self, error: Exception) -> StoreError:
+        return explain(Path(self.path), error)
+
     def _read(self, action: Callable[[sqlite3.Connection], T]) -> T:
         try:
             return action(self._db)
-        except sqlite3.Error as error:
-            raise explain(self.path, error) from error
+        except self._errors as error:
+            raise self._explain(error) from error
 
     def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
         if self.readonly:
@@ -365,16 +380,16 @@ class Store:
                 self.path, "is read-only", "pass --db with a writable path"
             )
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(self.dialect.begin_write)
             try:
                 result = action(self._db)
                 self._db.execute("COMMIT")
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*self._errors):
                     self._db.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as error:
-            raise explain(self.path, error) from error
+        except self._errors as error:
+            raise self._explain(error) from error
         return result
 
 
@@ -385,7 +400,7 @@ _ROW_COLUMNS = (
 _TARGET_MATCH = (
     "(EXISTS (SELECT 1 FROM scan_targets t WHERE t.scan_seq = scans.seq"
     " AND (t.input = ? OR t.address = ?))"
-    " OR EXISTS (SELECT 1 FROM json_each(scans.inputs) WHERE json_each.value = ?))"
+    " OR {inputs})"
 )
 
 
