@@ -27,9 +27,11 @@ STOP_TIMEOUT_S = 10.0
 class PostgresServer:
     def __init__(
         self, *, netns: str | None = None, listen: Sequence[str] = (), port: int = 5432,
+        trusted: Sequence[str] = (),
     ) -> None:
         self.netns = netns
         self.listen = tuple(listen)
+        self.trusted = tuple(trusted)  # networks let in over TCP without a password
         self.port = port
         self.directory = Path(tempfile.mkdtemp(prefix="exp-pg-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -59,6 +61,8 @@ class PostgresServer:
             shutil.chown(self.directory, "postgres", "postgres")
         self._run([PG_BIN / "initdb", "-D", data, "-A", "trust", "-U", USER, "-E", "UTF8",
                    "--locale=C", "--no-sync"])
+        with open(data / "pg_hba.conf", "a") as hba:
+            hba.writelines(f"host all all {network} trust\n" for network in self.trusted)
         log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 (the server's lifetime)
         argv = [
             PG_BIN / "postgres", "-D", data, "-p", str(self.port),
