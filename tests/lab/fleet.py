@@ -217,7 +217,9 @@ class FleetLab:
     def _start_home_services(self) -> None:
         lab = self.lab
         anywhere = Place(lab.home_ns, ("0.0.0.0",), lab.tmpdir)  # the firewall decides
-        lab.track(start_sshd(anywhere, 22, name="fleet-sshd"))
+        # One sshd answers for every address: a scan of 32 at once opens more unauthenticated
+        # connections than its default MaxStartups (10) lets through.
+        lab.track(start_sshd(anywhere, 22, name="fleet-sshd", extra_config="MaxStartups 500"))
         lab.track(start_nginx(anywhere, [NginxSite(80)], name="fleet-nginx"))
         lab.track(start_mosquitto(anywhere, 1883, name="fleet-mosquitto"))
 
