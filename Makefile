@@ -57,10 +57,12 @@ demo: deps
 	    --timeout 0.5 --ports top,2222 --ca-file "$$EXPOSURE_LAB_CA" --no-store --fail-on never'
 	@echo "Other formats: add --format html -o report.html (or markdown, sarif, json)."
 
-# Full-range discovery side by side with nmap, the whole lab home, then TLS grading speed.
+# Full-range discovery side by side with nmap, the whole lab home, TLS grading speed, then
+# 64 addresses on a fleet of 1 and 2 workers next to the single-process scan.
 bench: deps
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.tls
+	$(BIN)/python -m bench.fleet
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -186,6 +186,22 @@ def test_history_and_diff_read_postgresql(fleet: FleetLab) -> None:
                for change in changes), changes
 
 
+def test_watch_runs_on_the_fleet_too(fleet: FleetLab) -> None:
+    db = ["--db", fleet.db(DATABASE, None)]
+    watched = fleet.run_coordinator(
+        "watch", Lab.HOME_V4, "--once", "--ports", "22,80", "--broker", fleet.broker(None),
+        "--vantage", "a", "--vantage", "b", *db, *SPEED)
+    assert watched.returncode == 0, watched.stderr
+    history = fleet.run_coordinator("history", Lab.HOME_V4, *db, "--format", "json",
+                                    "--limit", "1")
+    (row,) = json.loads(history.stdout)
+    assert row["status"] == "complete" and row["inputs"] == [Lab.HOME_V4]
+    shown = fleet.run_coordinator("show", str(row["seq"]), *db, "--format", "json")
+    (target,) = json.loads(shown.stdout)["targets"]
+    assert [f["port"] for f in target["findings"] if f["id"] == "vantage.difference"] == [
+        FENCED_PORT]
+
+
 def test_the_fleet_lab_stops_everything_by_pid() -> None:
     lab = FleetLab(TARGETS[:1])
     lab.start()
