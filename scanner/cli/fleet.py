@@ -6,6 +6,7 @@ used: a single-machine user needs neither (`pip install 'exposure[fleet]'` bring
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -55,7 +56,9 @@ def fleet_scanner(
     if timeout_s is not None and timeout_s <= 0:
         raise BadInput("--fleet-timeout must be positive")
     coordinator = _import_fleet("scanner.fleet.coordinator")
-    return coordinator.FleetScanner(broker, location, tuple(names), timeout_s=timeout_s)
+    scanner: FleetScanner = coordinator.FleetScanner(
+        broker, location, tuple(names), timeout_s=timeout_s)
+    return scanner
 
 
 def _fleet_db(db: str | None) -> str:
@@ -77,7 +80,7 @@ def _vantages(names: list[str]) -> list[str]:
     return checked
 
 
-def _import_fleet(module: str) -> object:
+def _import_fleet(module: str) -> ModuleType:
     import importlib
 
     try:
@@ -119,9 +122,9 @@ def worker_command(
         raise BadInput("--redelivery-after must be >= 5 s and --lease >= 3 s")
     location = _fleet_db(db)
     worker = _import_fleet("scanner.fleet.worker")
-    settings = worker.WorkerSettings(  # type: ignore[attr-defined]
+    settings = worker.WorkerSettings(
         db=location, vantage=_vantages([vantage])[0] if vantage else "", rate=rate,
         concurrency=concurrency, lease_s=lease,
     )
-    return int(worker.run_worker(  # type: ignore[attr-defined]
+    return int(worker.run_worker(
         broker, settings, redelivery_after_s=redelivery_after, loglevel=loglevel.upper()))

@@ -92,7 +92,7 @@ class PostgresConnection:
         self._connection = connection
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Cursor:
-        cursor = self._connection.execute(to_pyformat(sql), tuple(parameters))  # type: ignore[call-overload]
+        cursor = self._connection.execute(to_pyformat(sql), tuple(parameters))
         return _Cursor(cursor, self._connection)
 
     def close(self) -> None:
