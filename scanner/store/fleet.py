@@ -86,6 +86,15 @@ class FleetLedger:
             (job,)).fetchall())
         return {task for (task,) in rows}
 
+    def unheld_tasks(self, job: str, grace_s: float) -> tuple[set[str], set[str]]:
+        """(tasks some worker started, tasks whose lease ran out more than grace_s ago): the
+        second are held by no one, their worker gone and their message perhaps with it."""
+        now = self.store.dialect.epoch_now
+        rows = self.store._read(lambda db: db.execute(
+            f"SELECT task, status = 'running' AND lease_until < {now} - ? FROM fleet_tasks"
+            " WHERE job = ?", (grace_s, job)).fetchall())
+        return {task for task, _ in rows}, {task for task, stale in rows if stale}
+
     # --- a worker ----------------------------------------------------------------------------
 
     def claim(

@@ -8,6 +8,7 @@ internet that reaches home by its own link, where port 80 of home's main address
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from tests.lab import Lab
 from tests.lab.fleet import FENCED_PORT, PORTS, TARGETS, FleetLab, open_ports_of
-from tests.lab.nsutil import list_netns
+from tests.lab.nsutil import list_netns, netns_argv
 from tests.lab.scanning import EXPOSURE
 
 pytestmark = pytest.mark.lab
@@ -113,7 +114,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_stores_nothing_twice(
     out, err = coordinator.communicate(timeout=300)
     assert coordinator.returncode == 0, err
     report = json.loads(out)
-    assert report["scan"]["complete"], report["scan"]["errors"]
+    assert report["scan"]["complete"], (report["scan"], ledger_rows(fleet, report["scan"]["id"]),
+                                        [w.log_tail(60) for w in fleet.workers], err)
     assert per_address(report) == per_address(single_machine)
     rows = ledger_rows(fleet, report["scan"]["id"])
     assert sorted(address for address, *_ in rows) == sorted(ADDRESSES)  # each exactly once
@@ -123,6 +125,41 @@ def test_a_worker_killed_mid_run_loses_nothing_and_stores_nothing_twice(
     # what the killed worker held was run again, by another worker, and stored once
     assert taken_over and all(attempts >= 2 and not worker.endswith(identity_suffix)
                               for attempts, worker in taken_over.values()), taken_over
+
+
+def test_a_message_lost_by_the_broker_is_sent_again(fleet: FleetLab) -> None:
+    """kombu's Redis transport loses a message when a worker dies between taking it off the
+    queue and recording it as unacknowledged: the coordinator sees a task no worker started
+    while its queue is empty, and sends it again."""
+    coordinator = fleet.popen_coordinator(
+        "scan", Lab.HOME_V4, "--ports", "22,80", "--broker", fleet.broker(None),
+        "--db", fleet.db(DATABASE, None), "--vantage", "lost", *SPEED, "--format", "json",
+        "--fail-on", "never", "--fleet-timeout", "120")
+    queue = "exposure.vantage.lost"
+    deadline = time.monotonic() + 30
+    while redis_cli(fleet, "LLEN", queue) != "1":
+        assert time.monotonic() < deadline, "the task never reached its queue"
+        time.sleep(0.05)
+    assert redis_cli(fleet, "DEL", queue) == "1"  # the message is gone, as in that instant
+    worker = fleet.start_worker("b", DATABASE, vantage="lost", extra=WORKER_FLAGS)
+    try:
+        out, err = coordinator.communicate(timeout=150)
+    finally:
+        worker.stop()
+    assert coordinator.returncode == 0, err
+    report = json.loads(out)
+    assert report["scan"]["complete"], report["scan"]["errors"]
+    assert report["scan"]["budget"]["fleet"]["tasks_sent_again"] == 1
+    (target,) = report["targets"]
+    assert {port["port"] for port in target["ports"] if port["state"] == "open"} == {22}
+
+
+def redis_cli(fleet: FleetLab, *args: str) -> str:
+    completed = subprocess.run(
+        netns_argv(fleet.ctl_ns, ["redis-cli", "-h", "127.0.0.1", "-p",
+                                  str(fleet.REDIS_PORT), *args]),
+        capture_output=True, text=True, timeout=10, check=True)
+    return completed.stdout.strip()
 
 
 def wait_until_running_on(fleet: FleetLab, identity_suffix: str, timeout: float = 60) -> set[str]:
@@ -200,6 +237,18 @@ def test_watch_runs_on_the_fleet_too(fleet: FleetLab) -> None:
     (target,) = json.loads(shown.stdout)["targets"]
     assert [f["port"] for f in target["findings"] if f["id"] == "vantage.difference"] == [
         FENCED_PORT]
+
+
+def test_a_vantage_no_worker_serves_is_said_and_the_scan_fails(fleet: FleetLab) -> None:
+    completed = fleet.run_coordinator(
+        "scan", Lab.HOME_V4, "--ports", "22", "--broker", fleet.broker(None),
+        "--db", fleet.db(DATABASE, None), "--vantage", "nowhere", "--fleet-timeout", "17",
+        "--format", "json")
+    assert completed.returncode == 3  # nothing came back: the scan could not run
+    assert "no worker serves vantage nowhere" in completed.stderr
+    report = json.loads(completed.stdout)
+    assert not report["scan"]["complete"] and not report["targets"]
+    assert report["scan"]["errors"] == [f"{Lab.HOME_V4} from nowhere: no worker finished it"]
 
 
 def test_the_fleet_lab_stops_everything_by_pid() -> None:

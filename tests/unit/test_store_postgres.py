@@ -245,6 +245,16 @@ def test_a_dead_workers_task_is_taken_over_once_its_lease_ran_out(location: str 
         assert record.status == "failed" and record.error == "ScanFailed: no raw sockets"
 
 
+def test_tasks_no_worker_holds_are_found(location: str | Path) -> None:
+    with open_store(location) as store:
+        ledger = FleetLedger(store)
+        ledger.begin_job("job4", ["home.example"], 3)
+        ledger.claim("job4", "dead", "", "203.0.113.7", "w1", -60.0)
+        ledger.claim("job4", "alive", "", "203.0.113.8", "w2", 30.0)
+        assert ledger.unheld_tasks("job4", 10.0) == ({"dead", "alive"}, {"dead"})
+        assert ledger.unheld_tasks("job4", 120.0) == ({"dead", "alive"}, set())
+
+
 def test_tasks_of_a_cancelled_scan_are_not_run(location: str | Path) -> None:
     with open_store(location) as store:
         ledger = FleetLedger(store)
