@@ -33,8 +33,11 @@ unit: venv
 LAB_CACHE := .lab-cache
 NODE_RED := $(LAB_CACHE)/npm/node_modules/.package-lock.json
 ESPHOME := $(LAB_CACHE)/esphome-venv/.installed
+HOME_ASSISTANT := $(LAB_CACHE)/ha-venv/.installed
+# Python 3.11: HA 2024.1.6, the last release for it (tests/lab/ha-requirements.txt).
+HA_PYTHON ?= python3.11
 
-lab-deps: $(NODE_RED) $(ESPHOME)
+lab-deps: $(NODE_RED) $(ESPHOME) $(HOME_ASSISTANT)
 
 $(NODE_RED): tests/lab/npm/package.json tests/lab/npm/package-lock.json
 	mkdir -p $(LAB_CACHE)/npm
@@ -45,6 +48,12 @@ $(ESPHOME):
 	$(PYTHON) -m venv $(LAB_CACHE)/esphome-venv
 	$(LAB_CACHE)/esphome-venv/bin/pip install --quiet 'esphome==2026.6.5'
 	touch $(ESPHOME)
+
+$(HOME_ASSISTANT): tests/lab/ha-requirements.txt
+	rm -rf $(LAB_CACHE)/ha-venv
+	$(HA_PYTHON) -m venv $(LAB_CACHE)/ha-venv
+	$(LAB_CACHE)/ha-venv/bin/pip install --quiet -r tests/lab/ha-requirements.txt
+	touch $(HOME_ASSISTANT)
 
 lab: deps lab-deps
 	$(BIN)/python -m pytest -q tests/lab

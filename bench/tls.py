@@ -1,8 +1,16 @@
-"""TLS grading speed on the lab: one endpoint, ten endpoints of one host, and at 100 ms RTT.
+"""TLS grading on the lab: connections and seconds per endpoint, next to testssl.sh; speed of
+one endpoint, ten endpoints of one host, and at 100 ms RTT.
 
-    .venv/bin/python -m bench.tls            (as root: it starts its own lab)
+    .venv/bin/python -m bench.tls [--baseline REV] [--testssl modern,legacy] [--skip-latency]
+                                                     (as root: it starts its own lab)
 
 Measures, inside the lab's scan namespace:
+- per lab TLS configuration: exposure's grade, in-process seconds, and the TCP connections it
+  took, counted by a raw capture of SYNs in the home namespace (tests/lab/syn_capture.py), not
+  by the scanner; with --baseline REV the same for the TLS check of an older revision (the
+  scanner package of that commit, e.g. 93397aa, the last one that tested every suite on its
+  own connection); testssl.sh (Debian's 3.0.8) on the --testssl configurations, with the checks
+  tls_vs_testssl.py compares (-p -s -f -S -h -U), its wall time and its SYNs the same way,
 - exposure's TLS check on one endpoint (in-process seconds, and the whole process' wall time),
 - ten endpoints of one host graded together through the checks runner (the pipeline's way),
 - sslyze's own Scanner with every scan command the grade uses, 5 connections per server (its
@@ -19,9 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures as futures
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -167,20 +178,105 @@ def measure(lab: Any, ports: list[int], label: str) -> dict[str, Any]:
     return result
 
 
+# --- connections per endpoint, exposure next to testssl.sh --------------------------------------
+
+
+def grade_argv(lab: Any, port: int, ca_file: str, package_root: str | None) -> list[str]:
+    from tests.lab.netns import Lab
+
+    argv = [sys.executable, "-m", "tests.lab.support_tls", Lab.HOME_V4, str(port), Lab.HOSTNAME,
+            ca_file, "http", "max-age=31536000"]
+    return ["env", f"PYTHONPATH={package_root}", *argv] if package_root else argv
+
+
+def _run_json_in(lab: Any, argv: list[str], cwd: str | None) -> dict[str, Any]:
+    done = lab.run_in_scan(argv, capture_output=True, text=True, timeout=300, check=False,
+                           cwd=cwd)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return dict(json.loads(done.stdout))
+
+
+def per_endpoint(lab: Any, endpoints: list[Any], ca_file: str,
+                 package_root: str | None = None) -> dict[str, dict[str, Any]]:
+    """Grade each endpoint alone, counting the SYNs that reach it."""
+    from tests.lab.syn_capture import SynCapture
+
+    rows: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        with SynCapture(lab, [endpoint.port]) as capture:
+            # Run from the older tree (its own scanner and lab helpers come first on the path).
+            graded = _run_json_in(lab, grade_argv(lab, endpoint.port, ca_file, package_root),
+                                  package_root)
+        details = graded.get("details") or {}
+        rows[endpoint.name] = {
+            "grade": details.get("grade"),
+            "check_s": round(graded["seconds"], 3),
+            "connections": capture.counts[endpoint.port],
+            "connections_reported": details.get("connections"),
+        }
+    return rows
+
+
+def baseline_package(revision: str, into: Path) -> str:
+    """The scanner package and lab helpers of `revision`, extracted to `into`."""
+    archive = subprocess.run(["git", "archive", revision, "scanner", "tests"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return str(into)
+
+
+def testssl_runs(lab: Any, endpoints: list[Any], ca_file: str, jobs: int = 2,
+                 ) -> dict[str, dict[str, Any]]:
+    """testssl.sh on each endpoint (the checks tls_vs_testssl.py compares), SYNs counted."""
+    from bench.tls_vs_testssl import TESTSSL_CHECKS
+    from tests.lab.netns import Lab
+    from tests.lab.syn_capture import SynCapture
+
+    def one(endpoint: Any, scratch: Path) -> tuple[str, float]:
+        argv = ["testssl", "--quiet", "--warnings", "batch", "--color", "0", "--ip", Lab.HOME_V4,
+                "--add-ca", ca_file, "--jsonfile", str(scratch / f"{endpoint.port}.json"),
+                *TESTSSL_CHECKS, f"{Lab.HOSTNAME}:{endpoint.port}"]
+        started = time.monotonic()
+        lab.run_in_scan(argv, capture_output=True, text=True, timeout=900, check=False)
+        return endpoint.name, time.monotonic() - started
+
+    with tempfile.TemporaryDirectory() as scratch, \
+            SynCapture(lab, [e.port for e in endpoints]) as capture, \
+            futures.ThreadPoolExecutor(jobs) as pool:
+        seconds = dict(pool.map(lambda e: one(e, Path(scratch)), endpoints))
+    return {e.name: {"seconds": round(seconds[e.name], 1), "connections": capture.counts[e.port]}
+            for e in endpoints}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-latency", action="store_true", help="only the plain lab")
+    parser.add_argument("--baseline", metavar="REV", help="also measure the TLS check of REV")
+    parser.add_argument("--testssl", default="modern,legacy", metavar="NAMES",
+                        help="lab configurations testssl.sh runs on ('' for none; ~1 min each)")
     parser.add_argument("proxy", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.proxy and args.proxy[0] == "proxy":
         proxy_main(args.proxy[1], [int(p) for p in args.proxy[2].split(",")])
         return 0
     from tests.lab.netns import Lab
-    from tests.lab.support_tls import ENDPOINTS, tls_services
+    from tests.lab.support_tls import ENDPOINTS, GNUTLS_ENDPOINTS, ca_bundle, tls_services
 
     ports = [endpoint.port for endpoint in ENDPOINTS]
+    everything = [*ENDPOINTS, *(endpoint for endpoint, _ in GNUTLS_ENDPOINTS)]
     results = []
-    with Lab(services=tls_services()) as lab:
+    table: dict[str, Any] = {}
+    with Lab(services=tls_services()) as lab, tempfile.TemporaryDirectory() as old:
+        bundle = str(ca_bundle(lab))
+        table["exposure"] = per_endpoint(lab, everything, bundle)
+        if args.baseline:
+            root = baseline_package(args.baseline, Path(old))
+            table[f"exposure {args.baseline}"] = per_endpoint(lab, everything, bundle, root)
+        chosen = [e for e in everything if e.name in args.testssl.split(",")]
+        if chosen and shutil.which("testssl"):
+            table["testssl.sh"] = testssl_runs(lab, chosen, bundle)
+        _print_table(table)
         results.append(measure(lab, ports, "lab (veth, ~0.05 ms RTT)"))
         if not args.skip_latency:
             proxied = [p + PROXY_OFFSET for p in ports]
@@ -197,7 +293,8 @@ def main() -> int:
                 proxy.wait(timeout=10)
     _print(results)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tls.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "tls.json").write_text(json.dumps({"per_endpoint": table, "speed": results},
+                                                 indent=2))
     lab_result = results[0]
     ok = (lab_result["one_endpoint_check_s"] <= TARGET_ONE_S
           and lab_result["ten_endpoints_s_16_connections"] <= TARGET_TEN_S)
@@ -213,6 +310,26 @@ def _wait_for(lab: Any, port: int) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError("latency proxy did not start")
+
+
+def _print_table(table: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """One line per configuration: each tool's grade (testssl 3.0.8 has none), connections and
+    seconds."""
+    tools = list(table)
+    print(f"{'configuration':20}" + "".join(f"{tool:>30}" for tool in tools))
+    print(f"{'':20}" + "".join(f"{'grade':>10}{'conns':>10}{'s':>10}" for _ in tools))
+    for name in table["exposure"]:
+        cells = ""
+        for tool in tools:
+            row = table[tool].get(name)
+            if row is None:
+                cells += f"{'':>30}"
+                continue
+            seconds = row.get("check_s", row.get("seconds"))
+            cells += f"{row.get('grade', '-')!s:>10}{row['connections']:>10}{seconds:>10}"
+        print(f"{name:20}{cells}")
+    print("(exposure s: the check in-process; testssl.sh s: its wall time; conns: SYNs captured "
+          "at the server; grade None: not graded)")
 
 
 def _print(results: list[dict[str, Any]]) -> None:

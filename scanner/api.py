@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from scanner.checks.base import CheckOptions
@@ -80,18 +80,20 @@ def scan(
     options: ScanOptions | None = None,
     progress: ScanProgress | None = None,
     observer: ScanObserver | None = None,
+    skip_addresses: Collection[str] = (),
 ) -> ScanReport:
     """Resolve the inputs, then run the pipeline on every address at once.
 
     Raises BadInput for input that cannot be scanned and ScanFailed when the scan cannot
     run at all (e.g. the chosen engine is unavailable). A failure on one address is
     recorded in the report's errors and the scan goes on with the others. `progress` hears
-    of each stage's advance (see ScanProgress); `observer` gets each address's results as
-    soon as they are complete (the history store writes them then).
+    of each stage's advance (see ScanProgress); `observer` hears of each address's results as
+    they complete (the history store writes them then); addresses in `skip_addresses` (a
+    resumed scan has them already) are not scanned and not in the report.
     """
     options = options or ScanOptions()
     targets = parse_targets(list(inputs), allow_large_range=options.allow_large_range)
-    return scan_targets(targets, options, progress, observer)
+    return scan_targets(targets, options, progress, observer, skip_addresses)
 
 
 def scan_targets(
@@ -99,6 +101,7 @@ def scan_targets(
     options: ScanOptions,
     progress: ScanProgress | None = None,
     observer: ScanObserver | None = None,
+    skip_addresses: Collection[str] = (),
 ) -> ScanReport:
     """scan() for addresses already resolved (a fleet worker gets one address and its name)."""
     engine = choose_engine(options.engine)
@@ -114,11 +117,12 @@ def scan_targets(
         ports_requested=len(options.ports),
         budget=budget.describe(),
     )
-    Pipeline(list(targets), options, engine, budget, report, progress, observer).run()
+    if observer:
+        observer.scan_started(report, list(targets))
+    to_scan = [target for target in targets if str(target.address) not in skip_addresses]
+    Pipeline(to_scan, options, engine, budget, report, progress, observer).run()
     report.finished_at = _now()
     report.duration_s = time.monotonic() - started
-    for target_report in report.targets:
-        target_report.findings.sort(key=lambda finding: (-finding.severity.rank, finding.port or 0))
     return report
 
 

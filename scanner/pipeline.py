@@ -23,7 +23,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -54,13 +54,25 @@ ScanProgress = Callable[[Target | None, str, int, int], None]
 
 
 class ScanObserver(Protocol):
-    """Hears of results as they are complete, before the scan ends."""
+    """Told of results as they arrive, so a caller can keep them before the scan ends (the CLI
+    writes them to the history: a killed scan keeps every address it finished).
 
-    def discovery_done(self, target: TargetReport) -> None:
-        """Port states of one address are known (nothing identified yet)."""
+    Called from the thread that called scan() (the pipeline's event loop runs there), in
+    this order: scan_started once, then per address ports_found (one or more times) and
+    target_done (once, unless the address failed).
+    """
+
+    def scan_started(self, report: ScanReport, targets: Sequence[Target]) -> None:
+        """Before the first probe. `report` is the one scan() fills and returns: its header
+        (id, started_at, engine) is final, its targets and errors grow. `targets`: every
+        address the scan covers, skipped ones included."""
+
+    def ports_found(self, target: TargetReport) -> None:
+        """Port states of one address, before identification and checks; may come again as
+        more is learnt (the TargetReport so far, not final)."""
 
     def target_done(self, target: TargetReport) -> None:
-        """Everything about one address is known: its report is final."""
+        """One address is finished: this TargetReport is final."""
 
 
 ANSWERS_ALL_PORTS = FindingSpec(
@@ -255,7 +267,7 @@ class Pipeline:
         target_report = _target_report(host.target, host.discovery)
         self._report.targets.append(target_report)
         if self._observer is not None:
-            self._observer.discovery_done(target_report)
+            self._observer.ports_found(target_report)
         outcomes = await _settle(list(host.tasks.values()))
         by_port = {port.port: port for port in target_report.ports}
         for port, outcome in sorted(zip(host.tasks, outcomes, strict=True)):
@@ -272,6 +284,7 @@ class Pipeline:
             open_ports = [port.port for port in target_report.open_ports]
             await asyncio.to_thread(_compare_with_internetdb, host.target, target_report,
                                     open_ports, self._options.internetdb_url)
+        target_report.findings.sort(key=lambda finding: (-finding.severity.rank, finding.port or 0))
         if self._observer is not None:
             self._observer.target_done(target_report)
 

@@ -13,6 +13,8 @@ PACKAGES=(
     nginx-light                        # lab: HTTP and TLS endpoints
     mosquitto                          # lab: MQTT broker
     openssl ca-certificates            # TLS tooling
+    gnutls-bin                         # lab: gnutls-serv offers RC4 and Camellia-GCM suites
+    testssl.sh                         # bench: the TLS grading peer (connections, seconds)
     ssh-audit                          # cross-checks our SSH algorithm lists
     fail2ban rsyslog                   # lab: sshd/dropbear syslog as auth.log, read by fail2ban-regex
     procps time                        # ps, /usr/bin/time for peak-memory measurements

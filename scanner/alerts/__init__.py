@@ -4,6 +4,7 @@ discovery). Settings and secrets from ~/.config/exposure/alerts.toml or the envi
 from scanner.alerts.base import (
     Alert,
     AlertError,
+    AlertReason,
     Delivery,
     Notifier,
     TargetState,
@@ -17,6 +18,7 @@ __all__ = [
     "SECTIONS",
     "Alert",
     "AlertError",
+    "AlertReason",
     "Delivery",
     "Notifier",
     "TargetState",

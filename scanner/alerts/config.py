@@ -29,6 +29,7 @@ Never from command-line arguments: those end up in shell history, `ps` and cron 
     port = 1883
     username = "exposure"
     password = "..."
+    base_topic = "exposure"                         # one per watcher that shares the broker
 
 Every key can also come from the environment as EXPOSURE_<SECTION>_<KEY>, e.g.
 EXPOSURE_NTFY_TOKEN, EXPOSURE_MQTT_PASSWORD, EXPOSURE_EMAIL_TO="a@x,b@y" (environment wins).

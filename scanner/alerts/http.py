@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from scanner.alerts.base import Alert, AlertError, StatelessNotifier
+from scanner import __version__
+from scanner.alerts.base import Alert, AlertError, StatelessNotifier, TargetState
 from scanner.findings import Severity
 
 TIMEOUT_S = 10.0
@@ -97,7 +98,11 @@ class NtfyNotifier(StatelessNotifier):
 class HomeAssistantWebhookNotifier(StatelessNotifier):
     """Triggers an HA automation (`platform: webhook`); the URL's webhook id is the secret.
 
-    The automation reads trigger.json.title / .message / .severity / .change.kind.
+    One POST per target and scan (schema exposure-ha-webhook/1), also when nothing changed, so
+    a template sensor fed by it stays current: `summary` is the target's state now (what the
+    MQTT entities show), `alerts` the changes, first-scan findings and reminders of this scan.
+    The automation reads trigger.json.title / .message / .severity / .summary / .alerts;
+    contrib/homeassistant/ has a blueprint and a template sensor for it.
     """
 
     name = "homeassistant"
@@ -106,4 +111,54 @@ class HomeAssistantWebhookNotifier(StatelessNotifier):
         self.url = url
 
     def send(self, alert: Alert) -> None:
-        post_json(self.url, alert.to_dict())
+        self.send_round([alert], [])
+
+    def send_round(self, alerts: Sequence[Alert], states: Sequence[TargetState]) -> None:
+        by_target: dict[str, list[Alert]] = {state.target: [] for state in states}
+        for alert in alerts:
+            by_target.setdefault(alert.change.target, []).append(alert)
+        summaries = {state.target: state for state in states}
+        for target, chosen in by_target.items():
+            post_json(self.url, ha_webhook_payload(target, chosen, summaries.get(target)))
+
+
+HA_WEBHOOK_SCHEMA = "exposure-ha-webhook/1"
+MAX_WEBHOOK_ALERTS = 30
+MAX_WEBHOOK_BYTES = 64 * 1024  # well inside what Home Assistant Cloud relays to a webhook
+MESSAGE_LINES = 10
+
+
+def ha_webhook_payload(
+    target: str, alerts: Sequence[Alert], state: TargetState | None
+) -> dict[str, Any]:
+    """What one POST carries: the summary now and this scan's alerts, bounded in size."""
+    worst = max((a.severity for a in alerts), key=lambda s: s.rank, default=None)
+    if alerts:
+        title = f"exposure: {target}: {len(alerts)} alert(s), worst {worst}"
+        lines = [alert.title.removeprefix("exposure: ") for alert in alerts[:MESSAGE_LINES]]
+        if len(alerts) > MESSAGE_LINES:
+            lines.append(f"... and {len(alerts) - MESSAGE_LINES} more")
+        message = "\n".join(lines)
+    else:
+        title = f"exposure: {target}: nothing new"
+        message = (f"{target}: {len(state.open_ports)} open port(s), worst finding "
+                   f"{state.worst_severity}") if state else f"{target}: nothing new"
+    limit = MAX_WEBHOOK_ALERTS
+    while True:
+        payload = {
+            "schema": HA_WEBHOOK_SCHEMA,
+            "tool": {"name": "exposure", "version": __version__},
+            "target": target,
+            "title": title,
+            "message": message,
+            "severity": str(worst) if worst else "none",
+            "problem": bool(state and state.problem),
+            "alerts": [alert.to_dict() for alert in alerts[:limit]],
+            "alerts_not_listed": max(0, len(alerts) - limit),
+            "summary": state.to_dict() if state else None,
+            "scan": alerts[0].scan.to_dict() if alerts else (
+                {"id": state.scan_id, "finished_at": state.scanned_at} if state else None),
+        }
+        if limit == 0 or len(json.dumps(payload, ensure_ascii=True)) <= MAX_WEBHOOK_BYTES:
+            return payload
+        limit //= 2

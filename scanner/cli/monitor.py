@@ -101,10 +101,24 @@ def _history_table(rows: list[ScanRow]) -> None:
     for row in rows:
         table.add_row(
             str(row.seq), row.report_id or "-", row.started_at.replace("+00:00", "Z"),
-            row.status, safe_text(", ".join(row.inputs), 80),
-            str(row.open_ports) if row.has_report else "-", row.worst_severity or "-",
+            _status_cell(row), safe_text(", ".join(row.inputs), 80),
+            str(row.open_ports) if row.has_report or row.has_partial else "-",
+            row.worst_severity or "-",
         )
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    console.print(table)
+    # How far each unfinished scan got, in words, under the table (too long for a cell).
+    for row in rows:
+        if row.summary is not None:
+            resume = (f"; `exposure scan --resume {row.seq}` scans the rest"
+                      if row.status in ("interrupted", "failed") else "")
+            console.print(f"#{row.seq} {safe_text(row.summary, 300)}{resume}", soft_wrap=True)
+
+
+def _status_cell(row: ScanRow) -> str:
+    if row.progress is None or row.addresses_planned is None:
+        return row.status
+    return f"{row.status} {row.addresses_done}/{row.addresses_planned}"
 
 
 # --- show ------------------------------------------------------------------------------------
@@ -117,14 +131,21 @@ def show_command(
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> int:
-    """Render a stored scan again, in any report format (with its diff where the format has one)."""
+    """Render a stored scan again, in any report format (with its diff where the format has one).
+
+    An unfinished scan (interrupted, failed, still running) shows what it stored: a partial
+    report saying how far it got, without a diff (the missing addresses are not changes)."""
     with open_store(_db_path(db), create=False) as store:
         row = store.get_scan(scan_ref)
-        data = store.load_report(row)
-        previous = store.latest_complete(inputs=row.inputs, before=row.seq)
         diff = None
-        if previous is not None:
-            diff = diff_reports(_side(store, previous), Side(data, _probed(row), row.seq))
+        if row.has_report:
+            data = store.load_report(row)
+            previous = store.latest_complete(inputs=row.inputs, before=row.seq)
+            if previous is not None:
+                diff = diff_reports(_side(store, previous), Side(data, _probed(row), row.seq))
+        else:
+            data = store.partial_report(row)
+            _say_partial(row)
     report = report_from_dict(data)
     if output_format is OutputFormat.TABLE:
         if output:
@@ -139,6 +160,13 @@ def show_command(
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _say_partial(row: ScanRow) -> None:
+    how_far = row.summary or row.status
+    rest = (f"; `exposure scan --resume {row.seq}` scans the rest"
+            if row.status in ("interrupted", "failed") else "")
+    sys.stderr.write(f"exposure: scan #{row.seq} is unfinished ({how_far}): partial report{rest}\n")
 
 
 def _render_stored(report: ScanReport, output_format: OutputFormat, diff: ReportDiff | None) -> str:
@@ -238,8 +266,28 @@ def watch_command(
         Path | None, typer.Option(help="Alerts config file (default ~/.config/exposure/...).")
     ] = None,
     alert_min_severity: Annotated[
-        AlertMinimum, typer.Option(help="Send alerts for changes at or above this.")
+        AlertMinimum, typer.Option(help="Send alerts for changes (and, at a target's first "
+                                        "scan, for open findings) at or above this.")
     ] = AlertMinimum.INFO,
+    alert_existing: Annotated[
+        bool, typer.Option(help="At a target's first scan, alert on the findings already open.")
+    ] = True,
+    remind: Annotated[
+        str, typer.Option(help="Remind of findings still open every interval (1d, 12h), or "
+                               "'never'.")
+    ] = "1d",
+    remind_min_severity: Annotated[
+        AlertMinimum, typer.Option(help="Reminders only for open findings at or above this.")
+    ] = AlertMinimum.HIGH,
+    html_report: Annotated[
+        Path | None, typer.Option(help="Write the HTML report here after every scan (e.g. into "
+                                       "Home Assistant's www/ folder).")
+    ] = None,
+    report_url: Annotated[
+        str | None,
+        typer.Option("--report-link", help="The http(s) URL of that report, linked from the "
+                                           "Home Assistant device page."),
+    ] = None,
     once: Annotated[bool, typer.Option(help="One scan, then exit (cron, tests).")] = False,
     max_iterations: Annotated[int | None, typer.Option(help="Stop after N scans.")] = None,
     db: DbOption = None,
@@ -273,6 +321,10 @@ def watch_command(
     from scanner.alerts import load_settings, notifiers_from
     from scanner.monitor import Watcher, WatchOptions, parse_interval
 
+    if report_url is not None and not report_url.startswith(("http://", "https://")):
+        raise BadInput("--report-link must be an http:// or https:// URL")
+    if html_report is not None and not html_report.parent.is_dir():
+        raise BadInput(f"--html-report {html_report}: no such directory")
     fleet = fleet_scanner(broker, db, vantage, fleet_timeout)
     notifiers = notifiers_from(load_settings(alert_config), _alert_names(alert))
     options = WatchOptions(
@@ -283,6 +335,12 @@ def watch_command(
         min_severity=Severity(alert_min_severity.value),
         baseline=load_baseline(baseline) if baseline else None,
         db=None if no_store else _db_path(db),
+        alert_existing=alert_existing,
+        remind_s=None if remind.strip().lower() in ("never", "off", "0") else (
+            parse_interval(remind)),
+        remind_min_severity=Severity(remind_min_severity.value),
+        html_report=html_report,
+        report_url=report_url,
     )
     scan_options = ScanOptions(
         ports=parse_port_spec(ports),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from scanner.cli.fleet import (
     VantageOption,
     fleet_scanner,
 )
+from scanner.cli.signals import StopOnSignals
 from scanner.diff import apply_baseline, load_baseline
 from scanner.diff.baseline import PORT_UNEXPECTED
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
@@ -59,9 +60,20 @@ class FailOn(enum.StrEnum):
     NEVER = "never"
 
 
+# The options that shape what a scan does: stored with it, reused as they were by --resume.
+SCAN_SETTINGS = (
+    "targets", "ports", "engine", "rate", "timeout", "retries", "allow_large_range", "active",
+    "ca_file", "identify", "internetdb", "internetdb_url", "udp", "resolver_test_name",
+    "ssh_auth_probe", "ssh_host_keys",
+)
+
+
 @app.command("scan")
 def scan_command(
-    targets: Annotated[list[str], typer.Argument(help="Hostnames, IP addresses or CIDRs.")],
+    ctx: typer.Context,
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="Hostnames, IP addresses or CIDRs.")
+    ] = None,
     ports: Annotated[str, typer.Option(help="top, all, or a list like 22,80,8000-8100.")] = "top",
     engine: Annotated[
         str, typer.Option(help=f"Discovery engine: {', '.join(ENGINE_NAMES)}.")
@@ -145,40 +157,92 @@ def scan_command(
         Path | None,
         typer.Option(help="TOML file of the ports you mean to expose: others are port.unexpected."),
     ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(metavar="SCAN", help="Finish an interrupted scan (number or id from "
+                     "history): only what it had not done, with the options it had."),
+    ] = None,
     # --- fleet (scanner/fleet) ---
     broker: BrokerOption = None,
     vantage: VantageOption = None,
     fleet_timeout: FleetTimeoutOption = None,
 ) -> int:
     """Scan TARGET(s) from the outside and report what is exposed."""
-    _check_numbers(rate, timeout, retries)
+    fleet = fleet_scanner(broker, db, vantage, fleet_timeout)
+    if fleet is not None and resume is not None:
+        raise BadInput("--resume runs on this machine: it does not combine with --broker")
+    if resume is not None:
+        _refuse_scan_options(ctx, resume, no_store)
+        recorder = ScanRecorder.for_resume(db, resume)
+        settings = recorder.resume_plan.settings if recorder.resume_plan else {}
+    else:
+        if not targets:
+            raise BadInput("give at least one target to scan (or --resume SCAN)")
+        settings = {name: ctx.params[name] for name in SCAN_SETTINGS}
+        settings["ca_file"] = str(ca_file.absolute()) if ca_file is not None else None
+        recorder = ScanRecorder.for_cli(db, no_store)
+    try:
+        options = _options_from(settings)
+        expected = load_baseline(baseline) if baseline else None
+    except BaseException:
+        recorder.close()  # a resumed scan's history is open already
+        raise
+    settings["ports"] = compress_ports(options.ports)  # "top" today may not be "top" tomorrow
+    # SIGTERM/SIGINT from here on: the history write in progress ends, the scan row says
+    # how far it got, exit 143/130 (scanner/cli/signals.py).
+    with StopOnSignals(recorder.interrupt) as guard:
+        recorder.guard = guard
+        with recorder.recording(settings["targets"], settings["ports"], settings):
+            report = _run_with_progress(settings["targets"], options, recorder, fleet)
+            report = recorder.complete_report(report)
+            apply_baseline(report, expected)
+            recorder.finish(report)
+        _write_report(report, output_format, output, quiet=quiet)
+        return recorder.exit_code(_exit_code(report, fail_on))
+
+
+def _options_from(settings: dict[str, Any]) -> ScanOptions:
+    """The library's options from the scan settings (the command line, or a stored scan's)."""
+    _check_numbers(settings["rate"], settings["timeout"], settings["retries"])
+    ca_file = Path(settings["ca_file"]) if settings.get("ca_file") else None
     if ca_file is not None and not ca_file.is_file():
         raise BadInput(f"--ca-file {ca_file}: no such file")
-    options = ScanOptions(
-        ports=parse_port_spec(ports),
-        engine=engine,
-        discovery=DiscoveryOptions(rate=rate, timeout=timeout, retries=retries),
-        allow_large_range=allow_large_range,
-        identify=identify,
-        checks=CheckOptions(
-            active=active,
-            ca_file=ca_file,
-            ssh_auth_probe=ssh_auth_probe,
-            ssh_host_keys=ssh_host_keys,
+    return ScanOptions(
+        ports=parse_port_spec(settings["ports"]),
+        engine=settings["engine"],
+        discovery=DiscoveryOptions(
+            rate=settings["rate"], timeout=settings["timeout"], retries=settings["retries"]
         ),
-        internetdb_url=internetdb_url if internetdb else None,
-        udp=udp,
-        udp_dns_name=resolver_test_name,
+        allow_large_range=settings["allow_large_range"],
+        identify=settings["identify"],
+        checks=CheckOptions(
+            active=settings["active"],
+            ca_file=ca_file,
+            ssh_auth_probe=bool(settings.get("ssh_auth_probe")),
+            ssh_host_keys=bool(settings.get("ssh_host_keys")),
+        ),
+        internetdb_url=settings["internetdb_url"] if settings["internetdb"] else None,
+        udp=settings["udp"],
+        udp_dns_name=settings["resolver_test_name"],
     )
-    expected = load_baseline(baseline) if baseline else None
-    fleet = fleet_scanner(broker, db, vantage, fleet_timeout)
-    recorder = ScanRecorder.for_cli(db, no_store)
-    with recorder.recording(targets, compress_ports(options.ports)):
-        report = _run_with_progress(targets, options, fleet)
-        apply_baseline(report, expected)
-        recorder.finish(report)
-    _write_report(report, output_format, output, quiet=quiet)
-    return recorder.exit_code(_exit_code(report, fail_on))
+
+
+def _refuse_scan_options(ctx: typer.Context, resume: str, no_store: bool) -> None:
+    """--resume runs the rest of a scan as it was started: other targets or options would
+    make one report out of two different scans."""
+    if ctx.params.get("targets"):
+        raise BadInput(f"--resume {resume} takes no targets: it scans what that scan had left")
+    if no_store:
+        raise BadInput("--resume and --no-store exclude each other: resuming completes a "
+                       "stored scan")
+    for parameter in ctx.command.params:
+        if parameter.name not in SCAN_SETTINGS:
+            continue
+        source = ctx.get_parameter_source(parameter.name)
+        if source is not None and source.name == "COMMANDLINE":  # not a default or $VARIABLE
+            options = "/".join([*parameter.opts, *parameter.secondary_opts])
+            raise BadInput(f"--resume {resume} reuses the options that scan was started with: "
+                           f"leave out {options}")
 
 
 @app.command("checks")
@@ -209,13 +273,16 @@ def _check_numbers(rate: int, timeout: float, retries: int) -> None:
 
 
 def _run_with_progress(
-    targets: list[str], options: ScanOptions, fleet: FleetScanner | None = None
+    targets: list[str], options: ScanOptions, recorder: ScanRecorder,
+    fleet: FleetScanner | None = None,
 ) -> ScanReport:
+    """The scan, with a progress bar on a terminal; the recorder stores results as they come."""
+    observer, skip = recorder.observer, recorder.skip_addresses
     stderr = Console(stderr=True)
     if fleet is not None:
         return _run_on_fleet(fleet, targets, options, stderr)
     if not stderr.is_terminal:
-        return scan(targets, options)
+        return scan(targets, options, observer=observer, skip_addresses=skip)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -234,7 +301,7 @@ def _run_with_progress(
                 tasks[key] = bar.add_task(f"{where}: {phase}", total=total)
             bar.update(tasks[key], completed=done, total=total)
 
-        return scan(targets, options, progress=show)
+        return scan(targets, options, progress=show, observer=observer, skip_addresses=skip)
 
 
 def _run_on_fleet(

@@ -26,6 +26,8 @@ class ChangeKind(enum.StrEnum):
     TLS_PROTOCOLS = "tls.protocols_changed"
     TLS_CERTIFICATE = "tls.certificate_changed"
     TLS_EXPIRY = "tls.certificate_expiring"  # crossed one of the expiry thresholds (days left)
+    # Never produced by a diff: the alert about a finding that stays open (a reminder).
+    FINDING_OPEN = "finding.still_open"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ _SHAPE: dict[ChangeKind, tuple[report_diff.ChangeKind, str]] = {
     ChangeKind.TLS_PROTOCOLS: (report_diff.ChangeKind.CHANGED, "tls_protocols"),
     ChangeKind.TLS_CERTIFICATE: (report_diff.ChangeKind.CHANGED, "certificate"),
     ChangeKind.TLS_EXPIRY: (report_diff.ChangeKind.CHANGED, "certificate_expiry"),
+    ChangeKind.FINDING_OPEN: (report_diff.ChangeKind.CHANGED, "finding"),
 }
 
 

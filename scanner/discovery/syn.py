@@ -314,9 +314,12 @@ class _SynScan:
         self._report_progress()
 
     def _wait_turn(self, count: int) -> None:
-        """Book `count` tokens from the scan's bucket; drain replies until our turn."""
+        """Book `count` probes with the scan's bucket, wait for the booked moment and the
+        bucket's admission; replies are drained meanwhile."""
         start_at = time.monotonic() + self._bucket.reserve(count)
         while (wait := start_at - time.monotonic()) > 0:
+            self._idle(wait)
+        while (wait := self._bucket.confirm(count)) > 0:
             self._idle(wait)
 
     def _send_burst(self, burst: list[tuple[_Host, int]]) -> None:

@@ -1,36 +1,57 @@
 """`exposure watch`: scan every interval, keep the history, alert only on what changed.
 
-One iteration: scan -> store -> diff against the previous complete scan -> one alert per change
--> publish each target's state. A scan that fails or comes back incomplete is logged, stored as
-such, never used as the reference (it would report every port as closed) and retried at the next
-interval. The loop ends after max_iterations, or on SIGTERM/SIGINT between two scans.
+One iteration: scan -> store -> diff against the previous complete scan -> one alert per change,
+plus the findings already open at a target's first scan and reminders of those that stay open
+(scanner/monitor/reminders.py) -> publish each target's state. A scan that fails or comes back
+incomplete is logged, stored as such, never used as the reference (it would report every port
+as closed) and retried at the next interval. The loop ends after max_iterations, or on
+SIGTERM/SIGINT between two scans.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
+import os
 import random
 import signal
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from scanner.alerts import Notifier, alerts_for, deliver, states_for
+from scanner.alerts.base import LongLivedNotifier
 from scanner.api import ScanOptions
 from scanner.diff import Baseline, ReportDiff, Side, apply_baseline, diff_reports
+from scanner.diff.report_adapter import for_reports
 from scanner.errors import BadInput
 from scanner.findings import Severity
+from scanner.monitor import reminders
 from scanner.monitor.schedule import DEFAULT_JITTER, next_delay
+from scanner.report.html import render_html
 from scanner.report.model import ScanReport
-from scanner.store import Store, StoreError
+from scanner.store import FindingAlert, Store, StoreError, report_from_dict
 from scanner.store.location import DbLocation, open_store
 from scanner.targets.ports import compress_ports, parse_port_spec
 
 log = logging.getLogger("exposure.watch")
 
 ScanFunction = Callable[[Sequence[str], ScanOptions], ScanReport]
+# A state stays current for two missed scans (with their jitter) plus this, for the scan itself:
+# after that, Home Assistant shows the entities as unavailable (expire_after).
+SCAN_ALLOWANCE_S = 600
+HTML_SIGNATURE = "<title>Exposure report:"  # what tells our own HTML report from another file
+SIGNATURE_WINDOW = 4096
+
+
+def valid_for_s(every_s: float, jitter: float) -> int:
+    """How long one scan's state counts as current: HA's expire_after for the sensors."""
+    return math.ceil(2 * every_s * (1 + max(0.0, jitter))) + SCAN_ALLOWANCE_S
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,16 @@ class WatchOptions:
     min_severity: Severity = Severity.INFO  # alerts below this are not sent
     baseline: Baseline | None = None
     db: DbLocation | None = None  # None: no history, the reference lives in memory only
+    alert_existing: bool = True  # first scan of a target: alert on findings already open
+    remind_s: float | None = reminders.DEFAULT_REMIND_S  # None: never remind
+    remind_min_severity: Severity = reminders.DEFAULT_REMIND_MINIMUM
+    html_report: Path | None = None  # written after every complete scan
+    report_url: str | None = None  # where that report is reachable (the HA device's link)
+
+    @property
+    def reminder_policy(self) -> reminders.ReminderPolicy:
+        return reminders.ReminderPolicy(self.min_severity, self.alert_existing, self.remind_s,
+                                        self.remind_min_severity)
 
 
 @dataclass
@@ -64,6 +95,7 @@ class Watcher:
         *,
         rng: random.Random | None = None,
         on_iteration: Callable[[IterationResult], None] | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.options = options
         self.scan_options = scan_options
@@ -73,9 +105,25 @@ class Watcher:
         self.on_iteration = on_iteration
         self.stop_event = threading.Event()
         self.reference: Side | None = None  # the last complete scan
+        self.clock = clock
+        self.memory: list[FindingAlert] = []  # what was alerted, when there is no history
         self._looked_up_history = False
+        self._refused_html = False
 
     def run(self) -> list[IterationResult]:
+        """Scan until stopped. A watch that loops keeps long-lived connections (MQTT: its will
+        marks the entities unavailable if it dies); a single run (cron) does not."""
+        looping = self.options.max_iterations != 1
+        lasting = [n for n in self.notifiers if looping and isinstance(n, LongLivedNotifier)]
+        for notifier in lasting:
+            notifier.open()
+        try:
+            return self._loop()
+        finally:
+            for notifier in lasting:
+                notifier.close(stay_available=False)
+
+    def _loop(self) -> list[IterationResult]:
         results = []
         number = 0
         while not self.stop_event.is_set():
@@ -117,7 +165,7 @@ class Watcher:
                 log.warning("scan incomplete (%s): stored, not compared; retry next time",
                             "; ".join(report.errors)[:300])
                 return result
-            self._compare_and_alert(result)
+            self._compare_and_alert(result, store)
         finally:
             if store is not None:
                 store.close()
@@ -150,7 +198,7 @@ class Watcher:
         self._end(store, seq, "failed", result.error)
         return None
 
-    def _compare_and_alert(self, result: IterationResult) -> None:
+    def _compare_and_alert(self, result: IterationResult, store: Store | None) -> None:
         assert result.report is not None
         current = Side(result.report, self.scan_options.ports, result.seq)
         first = self.reference is None
@@ -159,15 +207,74 @@ class Watcher:
         self.reference = current
         alerts = alerts_for(diff, self.options.min_severity)
         if first:
-            # Nothing to compare with: the first scan is the reference. Only ports the user's
-            # baseline does not allow are worth a message now.
+            # Nothing to compare with: the first scan is the reference. Of its changes, only
+            # ports the user's baseline does not allow are worth a message; the findings
+            # already open are told below (reminders.plan), once.
             alerts = [a for a in alerts if a.change.kind == "port.unexpected"]
             log.info("first scan of %s: it is the reference for the next ones",
                      ", ".join(self.options.inputs))
-        delivery = deliver(self.notifiers, alerts, states_for(result.report))
+        self._write_html(result.report, diff)
+        states = states_for(result.report, problem_minimum=self.options.min_severity,
+                            valid_for_s=valid_for_s(self.options.every_s, self.options.jitter),
+                            report_url=self.options.report_url)
+        outcome = reminders.plan(
+            states, reminders.finding_addresses(result.report),
+            self._recall(store, [s.target for s in states]), alerts, first_scan=first,
+            policy=self.options.reminder_policy, scan=diff.after, now=self.clock())
+        alerts = [*alerts, *outcome.alerts]
+        delivery = deliver(self.notifiers, alerts, states)
+        self._remember(store, [s.target for s in states], outcome.memory)
         result.alerts_sent = dict(delivery.sent)
         log.info("%d change(s), %d alert(s) sent%s", len(diff.changes), len(alerts),
                  "" if delivery.ok else f"; failed: {', '.join(delivery.failed)}")
+
+    # --- what was alerted ----------------------------------------------------------------
+
+    def _recall(self, store: Store | None, targets: list[str]) -> list[FindingAlert]:
+        if store is None:
+            return [item for item in self.memory if item.target in targets]
+        try:
+            return store.finding_alerts(targets)
+        except StoreError as error:
+            log.error("what was alerted before is not readable: %s", error)
+            return [item for item in self.memory if item.target in targets]
+
+    def _remember(self, store: Store | None, targets: list[str],
+                  memory: list[FindingAlert]) -> None:
+        self.memory = [item for item in self.memory if item.target not in targets] + memory
+        if store is None:
+            return
+        try:
+            store.save_finding_alerts(targets, memory)
+        except StoreError as error:
+            log.error("what was alerted is not saved (reminders may repeat): %s", error)
+
+    # --- the HTML report -----------------------------------------------------------------
+
+    def _write_html(self, report: dict[str, Any], diff: ReportDiff) -> None:
+        """Replace the HTML report atomically; never overwrite a file that is not one."""
+        path = self.options.html_report
+        if path is None or self._refused_html:
+            return
+        if path.exists() and not _is_our_report(path):
+            log.error("%s exists and is not an exposure HTML report: not overwritten", path)
+            self._refused_html = True
+            return
+        temporary: str | None = None
+        try:
+            text = render_html(report_from_dict(report), for_reports(diff))
+            handle, temporary = tempfile.mkstemp(prefix=".exposure-", suffix=".html",
+                                                 dir=path.parent)
+            with os.fdopen(handle, "w", encoding="utf-8") as output:
+                output.write(text)
+            os.chmod(temporary, 0o644)  # a web server (HA's www/) must read it
+            os.replace(temporary, path)
+            temporary = None
+        except (OSError, ValueError) as error:
+            log.error("HTML report not written to %s: %s", path, error)
+        finally:
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
 
     # --- history -------------------------------------------------------------------------
 
@@ -221,3 +328,12 @@ def _ports_of(spec: str | None) -> tuple[int, ...] | None:
         return parse_port_spec(spec)
     except BadInput:
         return None
+
+
+def _is_our_report(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SIGNATURE_WINDOW)
+    except OSError:
+        return False
+    return HTML_SIGNATURE.encode() in head

@@ -3,9 +3,9 @@
 `api.scan` creates one `ScanBudget` and hands it to discovery, identification and the checks.
 
 - **Rate** (`--rate`): every discovery packet and every connection attempt after discovery
-  takes a token from one `RateBucket`, so the cap holds for the whole scan, over any window:
-  at most `rate * T + burst` events in any T seconds (`burst` is stated in the report and is a
-  few milliseconds' worth of the rate, at least 1).
+  is admitted by one `RateBucket`, so the cap holds for the whole scan: at most `rate` in any
+  second, and at most `rate * T + burst` in any shorter window of T seconds (`burst` is stated
+  in the report and is a few milliseconds' worth of the rate, at least 1).
 - **Concurrency**: a connection after discovery also holds a slot of its host (at most
   `host_connections` open to one address) and a global slot (`global_connections`). Discovery
   probes take rate tokens only: a half-open SYN (or a connect probe reset at once) is a packet,
@@ -14,8 +14,8 @@
   everything done to one open port (identification, the nmap fallback and the checks); TLS
   grading has its own bound (`tls_endpoint_s`).
 
-Usable from threads and from asyncio alike: the bucket books a slot in time and says how long
-to wait, and the slots hand themselves to the next waiter of either kind.
+Usable from threads and from asyncio alike: the bucket says how long to wait before asking
+again, and the slots hand themselves to the next waiter of either kind.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 BURST_SECONDS = 0.002  # a burst carries at most this much of the rate...
 MAX_BURST = 512  # ...and never more packets than this (the syn engine's send bursts)
+HARD_WINDOW_S = 1.05  # at most `rate` events in any such window (a second, plus a margin)
 DEFAULT_HOST_CONNECTIONS = 16
 DEFAULT_GLOBAL_CONNECTIONS = 256
 PORT_DEADLINE_FACTOR = 6.0  # everything done to one port: 6 read timeouts...
@@ -45,12 +46,18 @@ def burst_for(rate: float) -> int:
 
 
 class RateBucket:
-    """A thread-safe rate cap (GCRA / virtual scheduling).
+    """A thread-safe rate cap, fair to its waiters, that holds where the packets leave.
 
-    `reserve(n)` books n events and returns how many seconds the caller must wait before
-    sending them. Bookings are made in order, so waiters are served first come, first served,
-    whether they are threads or coroutines. Guarantee: events whose booked start falls in any
-    window of T seconds number at most `rate * T + burst`.
+    Taking a token is two steps. `reserve(n)` books n events in order (first come, first
+    served, threads and coroutines alike: GCRA, virtual scheduling) and says how long to wait;
+    at the booked moment `confirm(n)` admits them, unless the last HARD_WINDOW_S already holds
+    `rate` events (a waiter that slept too long must not crowd the next second), in which case
+    it says how much longer to wait. `take()` and `take_async()` do both.
+
+    Guarantees for the admitted events: in any window of T seconds at most `rate * T + burst`
+    (a burst is a few milliseconds' worth of the rate, at least 1), and in any HARD_WINDOW_S
+    (a second plus a margin for the moment between admission and the packet leaving) at most
+    `rate`, burst included. `--rate` is a promise about every second of the scan.
     """
 
     def __init__(
@@ -62,34 +69,59 @@ class RateBucket:
         self.burst = burst if burst is not None else burst_for(rate)
         if self.burst < 1:
             raise ValueError("burst must be at least 1")
+        # Booked at a pace the hard window never has to correct in a steady stream.
+        self._pace = self.rate / HARD_WINDOW_S
         self._clock = clock
         self._lock = threading.Lock()
-        self._next = -math.inf  # when the booking after the last one may start, at the earliest
-        self.booked = 0  # events booked so far (tests and benchmarks read it)
+        self._next = -math.inf  # when the next booking may start, unless it uses up burst
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()
+        self._in_window = 0  # events admitted within the last HARD_WINDOW_S
+        self.booked = 0  # events admitted so far (tests and benchmarks read it)
 
     def reserve(self, count: int = 1) -> float:
-        """Book `count` events (at most one burst); seconds to wait before sending them."""
-        if not 0 < count <= self.burst:
+        """Book `count` events (at most one burst); seconds to wait before confirming them."""
+        if not 0 < count <= min(self.burst, self.rate):
             raise ValueError(f"one booking holds 1 to {self.burst} events, not {count}")
         with self._lock:
             now = self._clock()
-            # A burst may start `burst / rate` early, never earlier: no saving up past that.
-            start = max(now, self._next - (self.burst - count) / self.rate)
-            self._next = max(self._next, start) + count / self.rate
-            self.booked += count
+            # A burst may start `burst / pace` early, never earlier: no saving up past that.
+            start = max(now, self._next - (self.burst - count) / self._pace)
+            self._next = max(self._next, start) + count / self._pace
             return start - now
 
+    def confirm(self, count: int = 1) -> float:
+        """Admit `count` booked events now (0.0), or say how many seconds to wait first."""
+        with self._lock:
+            now = self._clock()
+            while self._recent and self._recent[0][0] <= now - HARD_WINDOW_S:
+                self._in_window -= self._recent.popleft()[1]
+            excess = self._in_window + count - self.rate
+            if excess > 0:
+                for admitted_at, admitted in self._recent:  # oldest first: when enough age out
+                    excess -= admitted
+                    if excess <= 0:
+                        return admitted_at + HARD_WINDOW_S - now + 1e-6
+                return HARD_WINDOW_S
+            self._recent.append((now, count))
+            self._in_window += count
+            self.booked += count
+            return 0.0
+
     def take(self, count: int = 1) -> None:
-        """Book and wait (threads)."""
-        delay = self.reserve(count)
-        if delay > 0:
-            time.sleep(delay)
+        """Book, wait, be admitted (threads)."""
+        wait = self.reserve(count)
+        if wait > 0:
+            time.sleep(wait)
+        while (wait := self.confirm(count)) > 0:
+            time.sleep(wait)
 
     async def take_async(self, count: int = 1) -> None:
-        """Book and wait (coroutines)."""
-        delay = self.reserve(count)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Book, wait, be admitted (coroutines)."""
+        wait = self.reserve(count)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        while (wait := self.confirm(count)) > 0:
+            await asyncio.sleep(wait)
 
 
 class _Waiter:

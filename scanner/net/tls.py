@@ -18,6 +18,7 @@ import enum
 import functools
 import ipaddress
 import ssl
+import warnings
 
 
 class TlsPurpose(enum.Enum):
@@ -44,7 +45,10 @@ def tls_context(purpose: TlsPurpose) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with contextlib.suppress(ssl.SSLError, ValueError):  # a build without the old ones
+    with contextlib.suppress(ssl.SSLError, ValueError), warnings.catch_warnings():
+        # TLS 1.0 (and older, for identification) on purpose: old devices; ssl calls the
+        # constant deprecated, a build without those versions refuses it (suppressed too)
+        warnings.simplefilter("ignore", DeprecationWarning)
         context.minimum_version = _MINIMUM[purpose]
     with contextlib.suppress(ssl.SSLError):
         context.set_ciphers(_CIPHERS[purpose])

@@ -23,12 +23,13 @@ def report_from_dict(data: dict[str, Any]) -> ScanReport:
         ports_requested=int(scan.get("ports_requested", 0)),
         complete=bool(scan.get("complete", True)),
         errors=[str(error) for error in scan.get("errors", [])],
-        targets=[_target(target) for target in data.get("targets", [])],
+        targets=[target_from_dict(target) for target in data.get("targets", [])],
         budget=scan.get("budget") if isinstance(scan.get("budget"), dict) else None,
     )
 
 
-def _target(data: dict[str, Any]) -> TargetReport:
+def target_from_dict(data: dict[str, Any]) -> TargetReport:
+    """One "targets" item of a stored report back into a TargetReport."""
     return TargetReport(
         input=str(data.get("input", "")),
         address=str(data.get("address", "")),
@@ -38,6 +39,7 @@ def _target(data: dict[str, Any]) -> TargetReport:
         answers_all_ports=bool(data.get("answers_all_ports", False)),
         findings=[_finding(finding) for finding in data.get("findings", [])],
         notes=[str(note) for note in data.get("notes", [])],
+        internetdb=data.get("internetdb"),
     )
 
 

@@ -91,6 +91,55 @@ def insert_target_rows(db: sqlite3.Connection, seq: int, report: dict) -> None:
         )
 
 
+def _create_scan_progress(db: sqlite3.Connection) -> None:
+    # What an unfinished scan has learnt, written as it goes: one row per address, as its port
+    # states are known ('ports') and when it is finished ('done'). A killed scan keeps them,
+    # `show` renders them, `scan --resume` skips the addresses that are done. Deleted once the
+    # whole report is stored in scans.report.
+    db.execute("ALTER TABLE scans ADD COLUMN settings TEXT")  # JSON: how to rerun it (--resume)
+    db.execute("ALTER TABLE scans ADD COLUMN header TEXT")  # JSON: the report's "scan" so far
+    db.execute("ALTER TABLE scans ADD COLUMN addresses_planned INTEGER")
+    db.execute(
+        f"""
+        CREATE TABLE scan_progress (
+            scan_seq  INTEGER NOT NULL REFERENCES scans (seq) ON DELETE CASCADE,
+            position  INTEGER NOT NULL,    -- the address's place in the report
+            address   TEXT NOT NULL,
+            stage     TEXT NOT NULL CHECK (stage IN ('ports', 'done')),
+            target    TEXT NOT NULL,       -- the exposure-report/1 "targets" item, as known
+            PRIMARY KEY (scan_seq, address){dialect_of(db).rowid_column}
+        )
+        """
+    )
+
+
+_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def worst_severity_of(findings: list[dict]) -> str | None:
+    severities = [f.get("severity") for f in findings if f.get("severity") in _SEVERITY_RANK]
+    return max(severities, key=_SEVERITY_RANK.__getitem__, default=None)
+
+
+def _create_finding_alerts(db: sqlite3.Connection) -> None:
+    # What `watch` told the user about each finding still open: when it was first seen and last
+    # alerted, so reminders come every --remind interval across runs (cron's --once included)
+    # and a first scan does not repeat what an earlier watch already said.
+    db.execute(
+        """
+        CREATE TABLE finding_alerts (
+            target          TEXT NOT NULL,     -- the target as the user typed it
+            finding_key     TEXT NOT NULL,     -- JSON [id, port or null, protocol]
+            finding_id      TEXT NOT NULL,
+            severity        TEXT NOT NULL,
+            first_seen_at   TEXT NOT NULL,     -- ISO-8601 UTC
+            last_alerted_at TEXT,              -- NULL: never alerted (below the thresholds)
+            PRIMARY KEY (target, finding_key)
+        )
+        """
+    )
+
+
 def _create_fleet_tables(db: sqlite3.Connection) -> None:
     # A fleet scan (scanner/fleet): its tasks, one per address (and port range) and vantage,
     # each stored by the worker that ran it. The primary key is what makes a redelivered task
@@ -128,20 +177,18 @@ def _create_fleet_tables(db: sqlite3.Connection) -> None:
     )
 
 
-_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-
-
-def worst_severity_of(findings: list[dict]) -> str | None:
-    severities = [f.get("severity") for f in findings if f.get("severity") in _SEVERITY_RANK]
-    return max(severities, key=_SEVERITY_RANK.__getitem__, default=None)
-
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scans: one row per scan, running -> complete", _create_scans),
     Migration(
         2, "scan_targets: addresses of each scan, for history by target", _create_scan_targets
     ),
-    Migration(3, "fleet_jobs, fleet_tasks: fleet scans, one row per task", _create_fleet_tables),
+    Migration(
+        3, "scan_progress: results of each address as it completes, for killed scans",
+        _create_scan_progress,
+    ),
+    Migration(4, "finding_alerts: open findings watch has alerted, for reminders",
+              _create_finding_alerts),
+    Migration(5, "fleet_jobs, fleet_tasks: fleet scans, one row per task", _create_fleet_tables),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -166,8 +213,11 @@ def migrate(db: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIO
 
     The connection must be in autocommit mode (isolation_level=None). BEGIN IMMEDIATE takes the
     write lock before the version is read, so two processes opening a new database at once do
-    not both apply migration 1: the second waits, then finds nothing pending.
+    not both apply migration 1: the second waits, then finds nothing pending. An up-to-date
+    database is only read (no lock): `history` is not held up by a scan that is writing.
     """
+    if not pending(db, migrations):
+        return current_version(db)
     dialect = dialect_of(db)
     for migration in migrations:
         db.execute(dialect.begin_write)

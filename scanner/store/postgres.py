@@ -95,6 +95,10 @@ class PostgresConnection:
         cursor = self._connection.execute(to_pyformat(sql), tuple(parameters))
         return _Cursor(cursor, self._connection)
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.executemany(to_pyformat(sql), [tuple(row) for row in rows])
+
     def close(self) -> None:
         self._connection.close()
 

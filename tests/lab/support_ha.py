@@ -438,6 +438,17 @@ TRUSTED_PROVIDERS = """\
 """
 
 
+HA_VENV = REPO / ".lab-cache" / "ha-venv"
+
+
+def lab_hass() -> Path:
+    """The `hass` of the lab's own HA venv (built by `make lab-deps`, never the project's)."""
+    if not (HA_VENV / ".installed").exists():
+        raise LabError(f"no Home Assistant venv in {HA_VENV}: run `make lab-deps` (as `make lab` "
+                       "does) to build it from tests/lab/ha-requirements.txt")
+    return HA_VENV / "bin" / "hass"
+
+
 def write_ha_config(
     config_dir: Path,
     *,
@@ -445,8 +456,10 @@ def write_ha_config(
     port: int = 8123,
     trusted_everywhere: bool = False,
     allow_bypass_login: bool = False,
+    extra: str = "",
 ) -> Path:
-    """configuration.yaml for a minimal HA; trusted_networks open to the world when asked."""
+    """configuration.yaml for a minimal HA; trusted_networks open to the world when asked;
+    `extra` YAML appended (more integrations)."""
     config_dir.mkdir(parents=True, exist_ok=True)
     providers = ""
     if trusted_everywhere:
@@ -457,7 +470,7 @@ def write_ha_config(
         server_hosts="\n".join(f"    - {host}" for host in hosts),
     )
     path = config_dir / "configuration.yaml"
-    path.write_text(text)
+    path.write_text(text + extra)
     return path
 
 

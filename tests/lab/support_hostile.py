@@ -522,6 +522,11 @@ class HeadlessChromium:
 
     # --- what the tests use -----------------------------------------------------------------
 
+    @property
+    def pid(self) -> int:
+        """Chromium's pid (`unshare` execs it): /proc/PID/ns/net is its network namespace."""
+        return self._process.pid
+
     def visit(
         self,
         path: Path,
@@ -529,7 +534,16 @@ class HeadlessChromium:
         screenshot_width: int | None = None,
     ) -> PageVisit:
         """Open file://path, wait for load (plus a moment), report what happened."""
-        url = path.resolve().as_uri()
+        return self.visit_url(path.resolve().as_uri(), evaluate, screenshot_width)
+
+    def visit_url(
+        self,
+        url: str,
+        evaluate: dict[str, str] | None = None,
+        screenshot_width: int | None = None,
+        settle_s: float = 0.7,
+    ) -> PageVisit:
+        """Open `url` (in Chromium's own network namespace), wait for load plus settle_s."""
         target = self._send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self._send("Target.attachToTarget", {"targetId": target, "flatten": True})[
             "sessionId"
@@ -539,7 +553,7 @@ class HeadlessChromium:
         self._events.clear()
         self._send("Page.navigate", {"url": url}, session)
         self._events_until(lambda e: e.get("method") == "Page.loadEventFired", self._timeout)
-        self._settle(0.7)
+        self._settle(settle_s)
         visit = PageVisit(url=url)
         self._collect(visit)
         for name, expression in (evaluate or {}).items():

@@ -1,5 +1,6 @@
-"""Lab services for the TLS grade: one nginx with a server block per TLS configuration, and
-mosquitto speaking MQTT over TLS (TLS on a port where no HTTP runs).
+"""Lab services for the TLS grade: one nginx with a server block per TLS configuration,
+GnuTLS servers for what Debian's OpenSSL 3 cannot offer (RC4; Camellia-GCM, which no OpenSSL
+has), and mosquitto speaking MQTT over TLS (TLS on a port where no HTTP runs).
 
 Also runnable inside the scan namespace to grade one endpoint with the TLS check alone:
 
@@ -18,9 +19,18 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .daemons import Daemon, NginxSite, start_mosquitto, start_nginx
+from .daemons import (
+    Daemon,
+    NginxSite,
+    _launch,
+    _private_dir,
+    resolve_place,
+    start_mosquitto,
+    start_nginx,
+)
 from .pki import Issued, KeySpec, self_signed
 from .services import Service
 
@@ -35,6 +45,8 @@ MODERN_CIPHERS = (
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 )
 MISMATCH_NAME = "other.example"
+INTERMEDIATE_NAME = "Exposure Lab TLS Intermediate"
+GNUTLS_SERV = "/usr/bin/gnutls-serv"
 
 
 @dataclass(frozen=True)
@@ -56,16 +68,28 @@ ENDPOINTS = (
     TlsEndpoint(10449, "incomplete_chain", "modern, leaf of an intermediate sent alone, HSTS"),
     TlsEndpoint(10450, "expiring", "modern, 10 days left, intermediate sent, HSTS"),
     TlsEndpoint(10451, "weak_key", "modern, RSA 1024 certificate, HSTS"),
+    TlsEndpoint(10452, "null_only", "TLS 1.2 with NULL suites only (no encryption), HSTS"),
+)
+# GnuTLS's own server: suites sslyze's connectivity test (and Debian's OpenSSL 3) cannot use.
+# GnuTLS priority strings: https://gnutls.org/manual/html_node/Priority-Strings.html
+GNUTLS_ENDPOINTS = (
+    (TlsEndpoint(10453, "rc4_only", "GnuTLS, TLS 1.0-1.2 with RC4 suites only"),
+     "NONE:+VERS-TLS1.2:+VERS-TLS1.1:+VERS-TLS1.0:+ARCFOUR-128:+RSA:+ECDHE-RSA:+SHA1:+MD5:"
+     "+COMP-NULL:+SIGN-ALL:+CURVE-ALL"),
+    (TlsEndpoint(10454, "camellia_gcm_only", "GnuTLS, TLS 1.2 with Camellia-GCM only (no OpenSSL "
+                 "has it)"),
+     "NONE:+VERS-TLS1.2:+CAMELLIA-128-GCM:+ECDHE-RSA:+AEAD:+COMP-NULL:+SIGN-ALL:+CURVE-ALL"),
 )
 MQTT_TLS_PORT = 8883
 BY_NAME = {endpoint.name: endpoint for endpoint in ENDPOINTS}
+BY_NAME.update({endpoint.name: endpoint for endpoint, _ in GNUTLS_ENDPOINTS})
 
 
 def _certificates(lab: Lab) -> dict[str, Issued]:
     assert lab.ca is not None and lab.home_cert is not None
     now = dt.datetime.now(dt.UTC)
     pki = lab.tmpdir / "pki-tls"
-    intermediate = lab.ca.intermediate("Exposure Lab TLS Intermediate")
+    intermediate = lab.ca.intermediate(INTERMEDIATE_NAME)
     return {
         "expired": lab.ca.issue(lab.HOSTNAME, filename="expired", not_before=now
                                 - dt.timedelta(days=100), not_after=now - dt.timedelta(days=10)),
@@ -103,7 +127,32 @@ def tls_sites(lab: Lab) -> list[NginxSite]:
         modern("expiring", certs["expiring"]),
         NginxSite(port["weak_key"], tls=certs["weak_key"],
                   ciphers=MODERN_CIPHERS + ":@SECLEVEL=0", extra=HSTS),
+        NginxSite(port["null_only"], tls=lab.home_cert, protocols="TLSv1.2",
+                  ciphers="NULL-SHA256:NULL-SHA:@SECLEVEL=0", extra=HSTS),
     ]
+
+
+def ca_bundle(lab: Lab) -> Path:
+    """The lab root and the TLS intermediate in one PEM file, as a private CA's users get it:
+    with it as --ca-file, the leaf sent alone is an incomplete chain, not an untrusted one."""
+    assert lab.ca is not None
+    slug = INTERMEDIATE_NAME.lower().replace(" ", "-")
+    intermediate = lab.ca.directory / f"{slug}.crt"
+    bundle = lab.tmpdir / "pki-tls" / "ca-bundle.pem"
+    bundle.write_bytes(lab.ca.cert_path.read_bytes() + intermediate.read_bytes())
+    return bundle
+
+
+def start_gnutls(lab: Lab, endpoint: TlsEndpoint, priority: str) -> Daemon:
+    """gnutls-serv answering HTTP over TLS on every address of the home host."""
+    assert lab.home_cert is not None
+    place, _ = resolve_place(lab)
+    name = f"gnutls-{endpoint.name}"
+    directory = _private_dir(place, name)
+    argv = [GNUTLS_SERV, "--http", "--port", str(endpoint.port), "--priority", priority,
+            "--x509certfile", str(lab.home_cert.chain_path),
+            "--x509keyfile", str(lab.home_cert.key_path)]
+    return _launch(place, name, argv, [endpoint.port], directory)
 
 
 def tls_nginx() -> Service:
@@ -127,8 +176,15 @@ def mqtt_tls(port: int = MQTT_TLS_PORT) -> Service:
     return Service("mosquitto-tls", {port: "mosquitto MQTT over TLS"}, start)
 
 
+def gnutls_servers() -> Service:
+    def start(lab: Lab) -> list[Daemon]:
+        return [start_gnutls(lab, endpoint, priority) for endpoint, priority in GNUTLS_ENDPOINTS]
+
+    return Service("gnutls", {e.port: e.description for e, _ in GNUTLS_ENDPOINTS}, start)
+
+
 def tls_services() -> list[Service]:
-    return [tls_nginx(), mqtt_tls()]
+    return [tls_nginx(), gnutls_servers(), mqtt_tls()]
 
 
 # --- grading one endpoint in-process (run inside the scan namespace) --------------------------
@@ -138,7 +194,6 @@ def grade_one(
     address: str, port: int, name: str | None, ca_file: str, service: str = "http",
     hsts_header: str | None = None,
 ) -> dict[str, object]:
-    from pathlib import Path
 
     from scanner.checks.base import CheckOptions, standalone_context
     from scanner.checks.tls.check import CHECK
@@ -162,7 +217,6 @@ def grade_one(
 def grade_many(address: str, ports: list[int], name: str | None, ca_file: str) -> dict[str, object]:
     """Grade several endpoints of one host the way the pipeline does (checks runner, ports in
     parallel, one connection pool per host); identities say HTTPS with a one-year HSTS."""
-    from pathlib import Path
 
     from scanner.checks.base import CheckOptions
     from scanner.checks.runner import run_checks

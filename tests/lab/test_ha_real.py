@@ -1,12 +1,12 @@
-"""Opt-in: the HA check against a REAL Home Assistant in the lab's home namespace.
+"""The HA check against a REAL Home Assistant in the lab's home namespace (part of `make lab`).
 
-    EXPOSURE_REAL_HA=/path/to/venv/bin/hass pytest -m lab tests/lab/test_ha_real.py
-
-The venv must hold homeassistant and the requirements of the minimal configuration (see
-fixtures/ha/README.md for the exact install); never the project's own venv. HA runs with
---skip-pip and no route out of the lab. Besides the findings, HA's own log is the witness:
-it must not show one failed login ("Login attempt or request with invalid authentication")
-nor a websocket client that never authenticated, from any request of the scanner.
+The HA is the lab's own venv (.lab-cache/ha-venv, built by `make lab-deps` from
+tests/lab/ha-requirements.txt: homeassistant 2024.1.6, the last release for Python 3.11).
+EXPOSURE_REAL_HA=/path/to/venv/bin/hass runs the same test against another venv (another
+release; never the project's own venv). HA runs with --skip-pip and no route out of the lab.
+Besides the findings, HA's own log is the witness: it must not show one failed login ("Login
+attempt or request with invalid authentication"), nor a ban, nor a websocket client that never
+authenticated, from any request of the scanner.
 """
 
 from __future__ import annotations
@@ -19,20 +19,22 @@ import pytest
 
 from tests.lab.netns import Lab
 from tests.lab.scanning import LAB_SPEED, scan_json
-from tests.lab.support_ha import in_scan, start_real_ha, write_ha_config
+from tests.lab.support_ha import in_scan, lab_hass, start_real_ha, write_ha_config
+from tests.lab.support_ha_monitor import FAILED_LOGIN_MARKS
 
 pytestmark = pytest.mark.lab
 
-HASS = os.environ.get("EXPOSURE_REAL_HA", "")
 PORT = 8123
-FAILED_LOGIN_MARKS = ("Login attempt", "invalid authentication", "Banned IP",
-                      "Did not receive auth message", "Auth message incorrectly formatted")
+
+
+@pytest.fixture(scope="module")
+def hass() -> Path:
+    chosen = os.environ.get("EXPOSURE_REAL_HA", "")
+    return Path(chosen) if chosen else lab_hass()
 
 
 @pytest.fixture(scope="module")
 def real_lab() -> Iterator[Lab]:
-    if not HASS or not Path(HASS).exists():
-        pytest.skip("set EXPOSURE_REAL_HA to the hass of a separate venv to run these")
     with Lab(profile="bare") as lab:
         lab.open_port(PORT, "real Home Assistant")
         yield lab
@@ -48,11 +50,11 @@ def findings(report: dict) -> dict[str, dict]:
     return {f["id"]: f for f in target["findings"] if f["port"] == PORT}
 
 
-def test_real_ha_fresh_then_trusted_networks(real_lab: Lab) -> None:
+def test_real_ha_fresh_then_trusted_networks(real_lab: Lab, hass: Path) -> None:
     config_dir = real_lab.tmpdir / "ha-config"
     hosts = [real_lab.HOME_V4, real_lab.HOME_V6]
     write_ha_config(config_dir, hosts=hosts, port=PORT)
-    daemon = start_real_ha(real_lab, Path(HASS), config_dir, PORT)
+    daemon = start_real_ha(real_lab, hass, config_dir, PORT)
     try:
         fresh = scan_json(real_lab, Lab.HOME_V4, "--ports", str(PORT), *LAB_SPEED)
         assert ha_log_complaints(config_dir) == []
@@ -66,7 +68,7 @@ def test_real_ha_fresh_then_trusted_networks(real_lab: Lab) -> None:
 
     write_ha_config(config_dir, hosts=hosts, port=PORT, trusted_everywhere=True)
     (config_dir / "home-assistant.log").unlink(missing_ok=True)
-    daemon = start_real_ha(real_lab, Path(HASS), config_dir, PORT)
+    daemon = start_real_ha(real_lab, hass, config_dir, PORT)
     try:
         trusted = scan_json(real_lab, Lab.HOME_V4, "--ports", str(PORT), "--active",
                             *LAB_SPEED)
@@ -78,3 +80,23 @@ def test_real_ha_fresh_then_trusted_networks(real_lab: Lab) -> None:
     assert found["ha.trusted_networks_exposed"]["severity"] == "high"
     assert found["ha.trusted_networks_bypass"]["severity"] == "critical"
     assert complaints == []
+    assert not (config_dir / "ip_bans.yaml").exists()  # HA banned nobody
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the scan's TLS ClientHello on HA's plain-HTTP port makes HA 2024.1 (aiohttp 3.9) log "
+    "'BadStatusLine: Invalid method encountered: b\"\\x16\\x03\\x01...\"' with a traceback; "
+    "identification must try HTTP first on a port that answers HTTP (scanner/identification, "
+    "the network layer of issue 12). Remove this mark when it passes."))
+def test_real_ha_log_has_no_traceback_from_a_scan(real_lab: Lab, hass: Path) -> None:
+    config_dir = real_lab.tmpdir / "ha-config-tracebacks"
+    write_ha_config(config_dir, hosts=[real_lab.HOME_V4, real_lab.HOME_V6], port=PORT)
+    daemon = start_real_ha(real_lab, hass, config_dir, PORT)
+    try:
+        log = config_dir / "home-assistant.log"
+        before = len(log.read_text(errors="replace").splitlines())
+        scan_json(real_lab, Lab.HOME_V4, "--ports", str(PORT), *LAB_SPEED)
+        after = log.read_text(errors="replace").splitlines()[before:]
+    finally:
+        daemon.stop(timeout=30)
+    assert [line for line in after if "Traceback" in line or "aiohttp.server" in line] == []

@@ -188,7 +188,10 @@ def test_diff_and_watch_see_exactly_the_changes(
     check_changes(watched)  # the watch saw the same changes...
     assert identity(watched) == identity(diff["changes"])  # ...exactly those of the diff
     assert len([r for r in http if r["path"] == "/"]) == count  # ntfy
-    assert len([r for r in http if r["path"] == "/api/webhook/exposure-lab"]) == count
+    # Home Assistant's webhook: one POST per target and scan, with the summary and its alerts
+    ha = [r["json"] for r in http if r["path"] == "/api/webhook/exposure-lab"]
+    assert [len(post["alerts"]) for post in ha] == [count, 0]
+    assert all(post["summary"]["target"] == Lab.HOSTNAME for post in ha)
     assert len(read_jsonl(receivers / "smtp.jsonl")) == count
     assert wait_until(lambda: len(_mqtt(receivers, "/change")) == count, 5)
     # iteration 2 saw no change: no second alert anywhere, and it said so

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from scanner import __version__
 from scanner.alerts import Alert, AlertError, deliver, states_for
+from scanner.alerts.base import MAX_STATE_BYTES
 from scanner.alerts.email import EmailNotifier
 from scanner.alerts.http import HomeAssistantWebhookNotifier, NtfyNotifier, WebhookNotifier
 from scanner.alerts.mqtt import MqttNotifier, slug
@@ -72,12 +79,34 @@ def test_ntfy_json_publish(http: HttpReceiver) -> None:
     assert "warning" in body["tags"]
 
 
-def test_home_assistant_webhook_trigger(http: HttpReceiver) -> None:
-    HomeAssistantWebhookNotifier(f"{http.url}/api/webhook/exposure-abc123").send(
-        Alert(GRADE, SCAN))
-    (request,) = http.on("/api/webhook/exposure-abc123")
-    assert request["json"]["change"]["kind"] == "tls.grade_changed"
-    assert request["json"]["change"]["before"] == "A" and request["json"]["message"]
+def test_home_assistant_webhook_carries_the_summary_and_the_changes(http: HttpReceiver) -> None:
+    (state,) = states_for(REPORT, problem_minimum=Severity.MEDIUM, valid_for_s=600)
+    notifier = HomeAssistantWebhookNotifier(f"{http.url}/api/webhook/exposure-abc123")
+    notifier.send_round([Alert(GRADE, SCAN), Alert(OPENED, SCAN)], [state])
+    notifier.send_round([], [state])  # nothing new: the summary still comes, for sensors
+    first, second = (r["json"] for r in http.on("/api/webhook/exposure-abc123"))
+    assert first["schema"] == "exposure-ha-webhook/1" and first["target"] == "home.example"
+    assert first["severity"] == "high" and first["problem"] is True
+    assert [a["change"]["kind"] for a in first["alerts"]] == ["tls.grade_changed", "port.opened"]
+    assert first["title"] == "exposure: home.example: 2 alert(s), worst high"
+    assert "TLS grade on port 443/tcp: A -> B" in first["message"]
+    summary = first["summary"]
+    assert summary["open_ports"] == 2 and summary["worst_severity"] == "medium"
+    assert summary["findings_count"] == 1 and summary["tls_grade"] == "B"
+    assert summary["findings"][0]["id"] == "tls.grade"
+    assert second["alerts"] == [] and second["severity"] == "none"
+    assert second["summary"] == summary
+
+
+def test_home_assistant_webhook_payload_is_bounded() -> None:
+    from scanner.alerts.http import MAX_WEBHOOK_BYTES, ha_webhook_payload
+
+    big = Change(ChangeKind.FINDING_NEW, Severity.HIGH, "home.example", ("198.51.100.7",),
+                 "x" * 2000, port=1, subject="a" * 60, after="high")
+    payload = ha_webhook_payload("home.example", [Alert(big, SCAN)] * 200, None)
+    assert len(json.dumps(payload)) <= MAX_WEBHOOK_BYTES
+    assert len(payload["alerts"]) + payload["alerts_not_listed"] == 200
+    assert payload["message"].count("\n") == 10  # ten lines, then "... and 190 more"
 
 
 def test_http_error_status_is_an_alert_error_without_the_secret(http: HttpReceiver) -> None:
@@ -85,6 +114,14 @@ def test_http_error_status_is_an_alert_error_without_the_secret(http: HttpReceiv
     with pytest.raises(AlertError) as caught:
         HomeAssistantWebhookNotifier(f"{http.url}/api/webhook/secret-id").send(Alert(GRADE, SCAN))
     assert "HTTP 500" in str(caught.value) and "secret-id" not in str(caught.value)
+
+
+def test_deliver_sends_a_round_notifier_everything_at_once(http: HttpReceiver) -> None:
+    notifier = HomeAssistantWebhookNotifier(f"{http.url}/api/webhook/round")
+    result = deliver([notifier], [Alert(OPENED, SCAN), Alert(GRADE, SCAN)], states_for(REPORT))
+    assert result.ok and result.sent == {"homeassistant": 2}
+    (request,) = http.on("/api/webhook/round")
+    assert len(request["json"]["alerts"]) == 2
 
 
 def test_unreachable_receiver_is_an_alert_error() -> None:
@@ -172,37 +209,154 @@ def recorder(broker: int) -> Iterator[MqttRecorder]:
         rec.stop()
 
 
-def test_mqtt_discovery_state_and_change_events(broker: int, recorder: MqttRecorder) -> None:
-    notifier = MqttNotifier("127.0.0.1", broker, username="exposure", password="pw")
-    notifier.update_states(states_for(REPORT))
-    notifier.send(Alert(OPENED, SCAN))
+def test_mqtt_discovery_state_and_events(broker: int, recorder: MqttRecorder) -> None:
+    notifier = MqttNotifier("127.0.0.1", broker, username="exposure", password="pw", settle_s=0)
+    (state,) = states_for(REPORT, problem_minimum=Severity.MEDIUM, valid_for_s=43800)
+    notifier.send_round([Alert(OPENED, SCAN), Alert(GRADE, SCAN)], [state])
     node = f"exposure_{slug('home.example')}"
-    assert wait_until(lambda: len(recorder.on("/change")) == 1 and recorder.on("/state"))
-    configs = {m["topic"]: m for m in recorder.messages if m["topic"].endswith("/config")}
-    assert set(configs) == {f"homeassistant/sensor/{node}/{obj}/config"
-                            for obj in ("open_ports", "worst_severity", "tls_grade")}
-    for message in configs.values():
-        config = message["payload"]
-        assert config["state_topic"] == "exposure/home_example/state"
-        assert config["device"]["identifiers"] == [node]
-        assert config["unique_id"].startswith(node)
-        assert config["value_template"].startswith("{{ value_json.")
-    (state,) = recorder.on("/state")
-    assert state["payload"]["open_ports"] == 2
-    assert state["payload"]["ports"] == ["443/tcp", "8123/tcp"]
-    assert state["payload"]["worst_severity"] == "medium"
-    assert state["payload"]["tls_grade"] == "B"  # the worse of A (IPv6) and B (IPv4)
-    (change,) = recorder.on("/change")
-    assert change["payload"]["change"]["kind"] == "port.opened"
-    # What HA finds when it (re)connects later: configs and state retained, changes not.
+    assert wait_until(lambda: len(recorder.on("/event")) == 2 and recorder.on("/state"))
+    configs = {m["topic"]: m["payload"] for m in recorder.messages
+               if m["topic"].endswith("/config")}
+    assert set(configs) == {
+        f"homeassistant/{component}/{node}/{key}/config" for component, key in (
+            ("binary_sensor", "problem"), ("sensor", "worst_severity"), ("sensor", "open_ports"),
+            ("sensor", "findings"), ("sensor", "tls_grade"), ("sensor", "last_scan"),
+            ("event", "changes"))}
+    for topic, config in configs.items():
+        component, key = topic.split("/")[1], topic.split("/")[3]
+        assert config["unique_id"] == f"{node}_{key}"  # stable: HA keeps the entity
+        assert config["default_entity_id"] == f"{component}.{node}_{key}"
+        assert "object_id" not in config  # deprecated since HA 2025.10
+        assert config["device"] == {"identifiers": [node], "name": "Exposure home.example",
+                                    "manufacturer": "exposure", "model": "exposure",
+                                    "sw_version": __version__}
+        assert config["availability_topic"] == "exposure/status"
+        assert config.get("expire_after") == (None if component == "event" else 43800)
+    problem = configs[f"homeassistant/binary_sensor/{node}/problem/config"]
+    assert problem["device_class"] == "problem"
+    severity = configs[f"homeassistant/sensor/{node}/worst_severity/config"]
+    assert severity["device_class"] == "enum"
+    assert severity["options"] == ["none", "info", "low", "medium", "high", "critical"]
+    assert configs[f"homeassistant/sensor/{node}/last_scan/config"]["device_class"] == (
+        "timestamp")
+    event = configs[f"homeassistant/event/{node}/changes/config"]
+    assert event["state_topic"] == "exposure/home_example/event"
+    assert {"port_opened", "finding_new", "finding_resolved", "grade_dropped",
+            "certificate_expiring"} <= set(event["event_types"])
+    (published,) = recorder.on("/state")
+    payload = published["payload"]
+    assert payload["open_ports"] == 2 and payload["ports"] == ["443/tcp", "8123/tcp"]
+    assert payload["worst_severity"] == "medium" and payload["problem"] is True
+    assert payload["tls_grade"] == "B"  # the worse of A (IPv6) and B (IPv4)
+    assert payload["scanned_at"] == "2026-11-23T10:00:05+00:00"
+    assert payload["findings"] == [{"id": "tls.grade", "severity": "medium", "port": 443,
+                                    "protocol": "tcp", "title": ""}]
+    assert [s["port"] for s in payload["services"]] == [443, 8123]
+    events = [m["payload"] for m in recorder.on("/event")]
+    assert [e["event_type"] for e in events] == ["port_opened", "grade_dropped"]
+    assert events[0]["title"].startswith("exposure: home.example: port 8123/tcp opened")
+    assert all(not m["retain"] for m in recorder.on("/event") + recorder.on("/change"))
+    # What HA finds when it (re)connects later: configs, state, availability and the index
+    # retained; events and changes not.
     late = MqttRecorder(port=broker, credentials=("exposure", "pw")).start()
     try:
-        assert wait_until(lambda: len(late.messages) >= 4)
+        assert wait_until(lambda: len(late.messages) >= 10)
         time.sleep(0.2)
-        assert {m["topic"] for m in late.messages} == {*configs, "exposure/home_example/state"}
+        assert {m["topic"] for m in late.messages} == {
+            *configs, "exposure/home_example/state", "exposure/status", "exposure/discovery"}
         assert all(m["retain"] for m in late.messages)
+        assert next(m for m in late.messages if m["topic"] == "exposure/status")["payload"] == (
+            "online")
     finally:
         late.stop()
+
+
+def test_mqtt_removes_the_entities_of_a_target_no_longer_watched(
+    broker: int, recorder: MqttRecorder
+) -> None:
+    notifier = MqttNotifier("127.0.0.1", broker, username="exposure", password="pw",
+                            base_topic="exposure-removal", settle_s=0)
+    two = {**REPORT, "targets": [*REPORT["targets"],
+                                 {"input": "cam.example", "address": "198.51.100.9",
+                                  "ports": [], "findings": []}]}
+    notifier.update_states(states_for(two))
+    notifier.update_states(states_for(REPORT))  # cam.example left the watch
+    def cleared() -> list[str]:  # empty payloads (live subscribers see retain=False)
+        return [m["topic"] for m in list(recorder.messages) if m["payload"] == ""]
+
+    assert wait_until(lambda: len(cleared()) >= 8)
+    time.sleep(0.2)
+    cleared = cleared()  # type: ignore[assignment]
+    assert "homeassistant/binary_sensor/exposure_cam_example/problem/config" in cleared
+    assert "exposure-removal/cam_example/state" in cleared
+    assert len(cleared) == 8  # its seven entities and its state, nothing of home.example
+    late = MqttRecorder(port=broker, credentials=("exposure", "pw")).start()
+    try:
+        assert wait_until(lambda: any(m["topic"] == "exposure-removal/discovery"
+                                      for m in late.messages))
+        time.sleep(0.2)
+        topics = {m["topic"] for m in late.messages}
+        assert not any("cam_example" in topic for topic in topics)
+        assert "exposure-removal/home_example/state" in topics
+    finally:
+        late.stop()
+
+
+def test_mqtt_long_lived_watch_is_unavailable_when_it_dies(broker: int, tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from scanner.alerts.mqtt import MqttNotifier\n"
+        f"n = MqttNotifier('127.0.0.1', {broker}, username='exposure', password='pw',"
+        " base_topic='exposure-will')\n"
+        "n.open()\n"
+        "n.update_states([])\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        assert _retained(broker, "exposure-will/status") == "online"
+        process.kill()  # no DISCONNECT: the broker publishes the will
+        process.wait(5)
+        assert wait_until(lambda: _retained(broker, "exposure-will/status") == "offline", 10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    notifier = MqttNotifier("127.0.0.1", broker, username="exposure", password="pw",
+                            base_topic="exposure-will")
+    notifier.open()
+    assert wait_until(lambda: _retained(broker, "exposure-will/status") == "online", 10)
+    notifier.close(stay_available=False)  # the watch was stopped: nobody keeps them current
+    assert wait_until(lambda: _retained(broker, "exposure-will/status") == "offline", 10)
+
+
+def _retained(broker: int, topic: str) -> str | None:
+    late = MqttRecorder(port=broker, credentials=("exposure", "pw")).start()
+    try:
+        time.sleep(0.3)
+        found = [m["payload"] for m in late.messages if m["topic"] == topic and m["retain"]]
+    finally:
+        late.stop()
+    return found[-1] if found else None
+
+
+def test_target_state_is_bounded_in_size() -> None:
+    findings = [{"id": f"x.finding{i}", "severity": "high", "port": i, "title": "t" * 500}
+                for i in range(300)]
+    ports = [{"port": i, "protocol": "tcp", "state": "open", "product": "p" * 300}
+             for i in range(1, 400)]
+    report = {"scan": {"id": "s"}, "targets": [{"input": "h", "address": "198.51.100.7",
+                                                "ports": ports, "findings": findings}]}
+    (state,) = states_for(report)
+    data = state.to_dict()
+    assert len(json.dumps(data)) <= MAX_STATE_BYTES
+    assert data["findings_count"] == 300 and data["open_ports"] == 399
+    assert len(data["findings"]) + data["findings_not_listed"] == 300
+    assert len(data["services"]) + data["services_not_listed"] == 399
+    assert all(len(f["title"]) <= 140 for f in data["findings"])  # 120 + the cut mark
 
 
 def test_mqtt_wrong_password_is_an_alert_error(broker: int) -> None:
@@ -224,3 +378,32 @@ def test_mqtt_no_broker_is_an_alert_error() -> None:
 ])
 def test_slug(target: str, expected: str) -> None:
     assert slug(target) == expected
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=80),
+                     lambda inner: st.lists(inner, max_size=5)
+                     | st.dictionaries(st.text(max_size=80), inner, max_size=5), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=300),
+    _JSON.map(lambda value: json.dumps(value).encode()),
+    st.dictionaries(st.text(max_size=80), _JSON, max_size=8).map(
+        lambda targets: json.dumps({"schema": "exposure-mqtt-index/1",
+                                    "targets": targets}).encode()),
+))
+def test_a_hostile_index_only_ever_clears_our_own_topics(payload: bytes) -> None:
+    """The retained index comes from the broker: anyone who may publish there can write it."""
+    from scanner.alerts.mqtt import ENTITIES, parse_index
+
+    notifier = MqttNotifier("127.0.0.1", base_topic="exposure", discovery_prefix="homeassistant")
+    index = parse_index(payload)
+    known = index["targets"] if index else {}
+    removed = notifier.removals(known, {"home_example": {}})
+    components = "|".join(e.component for e in ENTITIES)
+    allowed = re.compile(rf"homeassistant/({components})/exposure_[a-z0-9_]{{1,60}}/[a-z_]+/config"
+                         r"|exposure/[a-z0-9_]{1,60}/state")
+    assert all(allowed.fullmatch(topic) for topic in removed)
+    assert not any("home_example/" in topic or topic.endswith("exposure_home_example")
+                   for topic in removed)

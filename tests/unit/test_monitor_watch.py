@@ -222,3 +222,36 @@ def _complete_scans(db: Path) -> int:
         return sum(1 for row in json.loads(run.stdout or "[]") if row["status"] == "complete")
     except ValueError:
         return 0
+
+
+def test_the_html_report_is_rewritten_and_a_foreign_file_is_never_overwritten(
+    tmp_path: Path, receiver: HttpReceiver, ports: Ports, caplog: pytest.LogCaptureFixture
+) -> None:
+    report = tmp_path / "exposure.html"
+    watch = watcher(tmp_path, receiver, scan_options(ports.open()), html_report=report)
+    watch.iteration(1)
+    first = report.read_text()
+    assert "<title>Exposure report: 127.0.0.1</title>" in first
+    watch.iteration(2)
+    assert report.read_text() != first  # the next scan's report replaced it
+    assert [p.name for p in tmp_path.glob(".exposure-*")] == []  # no temporary file left
+
+    notes = tmp_path / "notes.html"
+    notes.write_text("<html>my own notes</html>")
+    other = watcher(tmp_path / "other", receiver, scan_options(ports.open()), html_report=notes)
+    other.iteration(1)
+    assert notes.read_text() == "<html>my own notes</html>"
+    assert "is not an exposure HTML report: not overwritten" in caplog.text
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--report-link", "ftp://ha.example/x.html"], "--report-link must be an http"),
+    (["--remind", "sometimes"], "bad interval"),
+    (["--html-report", "/nonexistent-dir/x.html"], "no such directory"),
+])
+def test_cli_watch_refuses_bad_new_options(tmp_path: Path, option: list[str], message: str) -> None:
+    argv = [sys.executable, "-m", "scanner", "watch", "127.0.0.1", "--once", "--no-identify",
+            "--db", str(tmp_path / "h.db"), *option]
+    env = {**os.environ, "EXPOSURE_ALERTS_CONFIG": str(tmp_path / "none.toml")}
+    run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and message in run.stderr

@@ -28,9 +28,10 @@ def starts_of(
     starts: list[float] = []
     for pause, count in bookings:
         clock.now += pause
-        delay = bucket.reserve(count)
-        starts += [clock.now + delay] * count
-        clock.now += delay  # the caller waits its turn
+        clock.now += bucket.reserve(count)
+        while (wait := bucket.confirm(count)) > 0:
+            clock.now += wait  # the caller sleeps as told
+        starts += [clock.now] * count
     return starts
 
 
@@ -47,7 +48,8 @@ def test_no_window_holds_more_than_rate_times_window_plus_burst(
     rate: float, bookings: list[tuple[float, int]], window: float
 ) -> None:
     clock = FakeClock()
-    bucket = RateBucket(rate, burst=max(8, burst_for(rate)), clock=clock)
+    bucket = RateBucket(rate, burst=max(1, min(8, int(rate))), clock=clock)
+    bookings = [(pause, min(count, bucket.burst)) for pause, count in bookings]
     starts = sorted(starts_of(bucket, clock, bookings))
     allowed = rate * window + bucket.burst + 1e-6
     right = 0
@@ -57,13 +59,50 @@ def test_no_window_holds_more_than_rate_times_window_plus_burst(
         assert right - left <= allowed
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(min_value=1, max_value=200_000),
+    pauses=st.lists(st.floats(min_value=0, max_value=0.2), min_size=1, max_size=300),
+)
+def test_no_second_holds_more_than_the_rate_burst_included(
+    rate: float, pauses: list[float]
+) -> None:
+    """With the burst a scan uses (a few milliseconds' worth), --rate holds per second."""
+    clock = FakeClock()
+    bucket = RateBucket(rate, clock=clock)
+    count = min(bucket.burst, int(rate))
+    starts = sorted(starts_of(bucket, clock, [(pause, count) for pause in pauses]))
+    right = 0
+    for left, start in enumerate(starts):
+        while right < len(starts) and starts[right] <= start + 1.0 + 1e-9:
+            right += 1
+        assert right - left <= rate + 1e-6
+
+
+def test_a_late_waker_does_not_crowd_the_next_second() -> None:
+    """Admission happens when the event goes: sleeping too long only ever delays."""
+    clock = FakeClock()
+    bucket = RateBucket(10, burst=1, clock=clock)
+    starts = []
+    for late in [0.0, 0.3, 0.0, 0.0, 0.25] * 6:
+        clock.now += bucket.reserve() + late  # this caller wakes `late` after its turn
+        while (wait := bucket.confirm()) > 0:
+            clock.now += wait
+        starts.append(clock.now)
+    starts.sort()
+    for index, start in enumerate(starts):
+        assert sum(1 for other in starts[index:] if other <= start + 1.0) <= 10
+
+
 def test_idle_time_is_not_saved_up_beyond_one_burst() -> None:
     clock = FakeClock()
     bucket = RateBucket(100, burst=5, clock=clock)
     clock.now += 3600  # an hour idle
-    delays = [bucket.reserve() for _ in range(10)]
-    assert delays[:5] == pytest.approx([0, 0, 0, 0, 0], abs=1e-9)
-    assert delays[5:] == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.05])
+    starts = starts_of(bucket, clock, [(0.0, 1)] * 10)
+    base = starts[0]
+    spacing = 1.05 / 100  # paced at rate / HARD_WINDOW_S after the burst
+    assert [round(start - base, 9) for start in starts] == pytest.approx(
+        [0, 0, 0, 0, 0, *(spacing * k for k in range(1, 6))])
 
 
 def test_a_booking_larger_than_the_burst_is_refused() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scanner.store import NoDatabase, StoreError
+from scanner.store import FindingAlert, NoDatabase, StoreError
 from scanner.store import migrations as m
 from scanner.store.fleet import Claim, FleetLedger
 from scanner.store.location import (
@@ -79,6 +79,35 @@ def test_save_list_and_find(location: str | Path) -> None:
         assert store.latest_complete(target="203.0.113.7", before=first) is None
         assert store.load_report(row)["scan"]["id"] == "aaaa00000001"
         assert store.schema_version() == m.LATEST_VERSION and store.integrity_ok()
+
+
+def test_results_kept_per_address_and_the_partial_report(location: str | Path) -> None:
+    target = report("ffff00000006")["targets"][0]
+    with open_store(location) as store:
+        seq = store.begin_scan(["home.example"], "22,23", {"targets": ["home.example"]})
+        store.record_start(seq, {"id": "ffff00000006", "started_at": "2026-01-01T00:00:00+00:00",
+                                 "errors": []}, 2)
+        store.save_progress(seq, 0, target, "ports")
+        store.save_progress(seq, 0, target, "done")
+        store.save_progress(seq, 0, target, "ports")  # never replaces a finished address
+        (stored,) = store.progress(seq)
+        assert (stored.address, stored.stage) == ("203.0.113.7", "done")
+        store.end_scan_without_report(seq, "interrupted", "killed")
+        row = store.get_scan(str(seq))
+        assert row.addresses_done == 1 and row.addresses_planned == 2 and row.has_partial
+        partial = store.partial_report(row)
+        assert not partial["scan"]["complete"] and partial["targets"] == [target]
+        assert store.load_settings(seq) == {"targets": ["home.example"]}
+
+
+def test_finding_alerts_are_kept_per_target(location: str | Path) -> None:
+    alert = FindingAlert("home.example", ("ssh.password_auth", 22, "tcp"), "medium",
+                         "2026-01-01T00:00:00+00:00")
+    with open_store(location) as store:
+        store.save_finding_alerts(["home.example"], [alert, alert])
+        assert store.finding_alerts(["home.example"]) == [alert]
+        store.save_finding_alerts(["home.example"], [])
+        assert store.finding_alerts(["home.example"]) == []
 
 
 def test_a_running_scan_of_a_dead_process_is_interrupted(location: str | Path) -> None:

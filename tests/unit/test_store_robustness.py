@@ -141,7 +141,7 @@ def test_two_cli_scans_at_once_are_both_saved(tmp_path: Path, web_port: int) -> 
 # --- kill -9 ----------------------------------------------------------------------------------
 
 
-def test_kill_9_mid_scan_leaves_earlier_scans_and_marks_it_interrupted(
+def test_kill_9_mid_scan_leaves_earlier_scans_and_keeps_what_it_found(
     tmp_path: Path, silent_port: int
 ) -> None:
     db = tmp_path / "h.db"
@@ -155,9 +155,9 @@ def test_kill_9_mid_scan_leaves_earlier_scans_and_marks_it_interrupted(
     )
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not _has_running_row(db):
+        while time.monotonic() < deadline and not _has_progress_row(db):
             time.sleep(0.05)
-        assert _has_running_row(db), "the scan never recorded itself as running"
+        assert _has_progress_row(db), "the scan never stored the port states it found"
         os.kill(victim.pid, signal.SIGKILL)  # mid-way: identification waits on the silent port
         victim.wait(timeout=10)
     finally:
@@ -166,21 +166,32 @@ def test_kill_9_mid_scan_leaves_earlier_scans_and_marks_it_interrupted(
             victim.wait()
     rows = history(db)
     assert rows[1:] == before  # earlier scans untouched
-    assert rows[0]["status"] == "interrupted" and rows[0]["id"] is None
+    assert rows[0]["status"] == "interrupted" and rows[0]["id"]
     assert "ended before the scan finished" in rows[0]["error"]
+    assert rows[0]["progress"]["summary"] == (
+        "interrupted after 0 of 1 addresses; port states only for 127.0.0.1")
+    shown = in_process("show", str(rows[0]["seq"]), "--db", str(db), "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    partial = json.loads(shown.stdout)  # what discovery found survived the kill
+    assert partial["scan"]["id"] == rows[0]["id"] and partial["scan"]["complete"] is False
+    assert [(p["port"], p["state"]) for p in partial["targets"][0]["ports"]] == [
+        (silent_port, "open")]
     with Store.open(db) as store:
         assert store.integrity_ok()
 
 
-def _has_running_row(db: Path) -> bool:
+def _has_progress_row(db: Path) -> bool:
+    return _query_one(db, "SELECT 1 FROM scan_progress") is not None
+
+
+def _query_one(db: Path, query: str) -> tuple | None:
     if not db.exists():
-        return False
+        return None
     try:
         with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5) as connection:
-            found = connection.execute("SELECT 1 FROM scans WHERE status = 'running'").fetchone()
+            return connection.execute(query).fetchone()
     except sqlite3.Error:
-        return False
-    return found is not None
+        return None
 
 
 # --- corrupted file ---------------------------------------------------------------------------
@@ -198,22 +209,24 @@ def corrupted_db(tmp_path: Path) -> Path:
 
 
 def test_corrupted_file_history_fails_with_one_clear_line(corrupted_db: Path) -> None:
+    """Its header gone, the file cannot be told from another program's: refused, unchanged."""
     digest = sha256(corrupted_db)
     run = in_process("history", "--db", str(corrupted_db))
-    assert run.returncode == 3
+    assert run.returncode == 2
     (line,) = run.stderr.strip().splitlines()
-    assert "is not a database" in line and ".recover" in line and "Traceback" not in run.stderr
+    assert "is not an exposure history database" in line and ".recover" in line
+    assert "Traceback" not in run.stderr
     assert sha256(corrupted_db) == digest
 
 
-def test_corrupted_file_scan_still_prints_report_and_keeps_the_file(
+def test_corrupted_file_given_with_db_is_refused_before_the_scan(
     corrupted_db: Path, silent_port: int
 ) -> None:
     digest = sha256(corrupted_db)
     run = scan_into(corrupted_db, silent_port)
-    assert json.loads(run.stdout)["schema"] == "exposure-report/1"  # the report comes first
-    assert run.returncode == 3  # --db was explicit: not saving is a failure
-    assert "scan not saved" in run.stderr and "is not a database" in run.stderr
+    assert run.returncode == 2 and run.stdout == ""  # --db named it: nothing scanned
+    (line,) = run.stderr.strip().splitlines()
+    assert "is not an exposure history database" in line
     assert sha256(corrupted_db) == digest  # never repaired, truncated or replaced
 
 

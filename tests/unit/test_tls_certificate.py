@@ -58,14 +58,61 @@ def test_intermediate_sent_links_and_missing_intermediate_is_incomplete(
     root, intermediate, _ = pki
     leaf = intermediate.issue("home.example", filename="via-intermediate")
     complete = certificate_facts([leaf.cert, intermediate.cert], anchors_for(root), NOW)
-    assert complete.chain_trusted and complete.chain_length == 2
-    alone = certificate_facts([leaf.cert], anchors_for(root), NOW)
-    assert not alone.chain_trusted and not alone.chain_complete
+    assert complete.chain_trusted and complete.chain_length == 2 and complete.chain_complete
+    # The intermediate is known (a --ca-file with the root and the intermediate): the leaf sent
+    # alone is an incomplete chain, trusted once completed, not an untrusted one.
+    known = TrustAnchors(((CA_FILE, (root.cert,)),), ((CA_FILE, intermediate.cert),))
+    alone = certificate_facts([leaf.cert], known, NOW)
+    assert alone.chain_trusted and not alone.chain_complete and alone.completed_from == CA_FILE
     assert alone.missing_issuer is not None and "Test Intermediate" in alone.missing_issuer
     verdict = assess(alone, "home.example", False, NOW)
-    # No AIA URL: no client can complete it, so it is untrusted (T), with both causes named.
-    assert verdict.incomplete_chain and verdict.untrusted_issuer
-    assert any("missing intermediate" in issue for issue in verdict.trust_issues)
+    assert verdict.incomplete_chain and not verdict.untrusted_issuer
+    assert verdict.trust_issues == ()
+    assert any("missing from the chain" in note for note in verdict.notes)
+
+
+def test_unknown_issuer_is_untrusted_not_incomplete(pki: tuple[LabCA, LabCA, Path]) -> None:
+    root, intermediate, _ = pki
+    leaf = intermediate.issue("home.example", filename="unknown-intermediate")
+    alone = certificate_facts([leaf.cert], anchors_for(root), NOW)
+    assert not alone.chain_trusted and not alone.chain_complete
+    verdict = assess(alone, "home.example", False, NOW)
+    # Without the intermediate nothing proves the chain would be trusted: T, both causes named.
+    assert verdict.untrusted_issuer and not verdict.incomplete_chain
+    assert any("private CA" in issue for issue in verdict.trust_issues)
+
+
+def test_ca_file_roots_are_anchors_and_its_other_cas_intermediates(
+    pki: tuple[LabCA, LabCA, Path], tmp_path: Path,
+) -> None:
+    root, intermediate, _ = pki
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(root.pem + intermediate.pem)
+    anchors = load_trust_anchors(bundle)
+    assert dict(anchors.stores)[CA_FILE] == (root.cert,)
+    assert (CA_FILE, intermediate.cert) in anchors.intermediates
+    only_intermediate = tmp_path / "intermediate.pem"
+    only_intermediate.write_bytes(intermediate.pem)
+    assert dict(load_trust_anchors(only_intermediate).stores)[CA_FILE] == (intermediate.cert,)
+
+
+def test_bundled_intermediates_link_to_mozilla_roots() -> None:
+    """The shipped intermediates are genuine: each links by signature, through the bundle, to
+    a root of Mozilla's store (and is a CA certificate valid now or later)."""
+    from scanner.checks.tls.certificate import _bundled_intermediates, _mozilla_roots, _signed_by
+
+    bundle = _bundled_intermediates()
+    roots = _mozilla_roots()
+    assert len(bundle) >= 10
+    for intermediate in bundle:
+        current, hops = intermediate, 0
+        while not any(current.issuer == r.subject and _signed_by(current, r) for r in roots):
+            parent = next(c for c in bundle if c.subject == current.issuer
+                          and _signed_by(current, c))
+            current, hops = parent, hops + 1
+            assert hops < 4
+        basic = intermediate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        assert basic.ca
 
 
 def test_chain_order_does_not_matter(pki: tuple[LabCA, LabCA, Path]) -> None:
@@ -149,8 +196,9 @@ def test_aia_issuer_url_is_read_from_the_certificate_missing_its_issuer(
     with_aia = _reissue_with_aia(leaf.cert, intermediate, "http://ca.example/int.der")
     facts = certificate_facts([with_aia], anchors_for(root), NOW)
     assert facts.aia_ca_issuers == ("http://ca.example/int.der",)
+    # An AIA URL alone proves nothing about trust (the scanner fetches nothing): untrusted.
     verdict = assess(facts, "home.example", False, NOW)
-    assert verdict.incomplete_chain and not verdict.untrusted_issuer and verdict.trust_issues == ()
+    assert verdict.untrusted_issuer and not verdict.incomplete_chain
 
 
 def _reissue_with_aia(leaf: x509.Certificate, issuer: LabCA, url: str) -> x509.Certificate:

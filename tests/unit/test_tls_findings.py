@@ -120,10 +120,14 @@ def test_certificate_findings_are_told_apart() -> None:
 
 def test_incomplete_chain_finding() -> None:
     found = findings_of(facts(certificate=cert(
-        chain_trusted=False, chain_complete=False, missing_issuer="CN=R11",
+        chain_trusted=True, chain_complete=False, missing_issuer="CN=R11",
         aia_ca_issuers=("http://r11.i.lencr.org/",))))
     assert "fullchain.pem" in found["tls.incomplete_chain"].remediation
     assert found["tls.grade"].title == "TLS grade B"
+    assert "tls.untrusted" not in found
+    untrusted = findings_of(facts(certificate=cert(
+        chain_trusted=False, chain_complete=False, missing_issuer="CN=Private CA")))
+    assert "tls.untrusted" in untrusted and "tls.incomplete_chain" not in untrusted
 
 
 def test_known_vulnerability_finding() -> None:

@@ -9,6 +9,13 @@ know which, because each has a different fix. So we:
 2. read dates, self-signature, SANs and signature hashes from the certificate itself;
 3. match the SANs against the name the user typed (RFC 6125, as browsers do).
 
+A server that sends its leaf without the intermediate (cert.pem instead of fullchain.pem) is
+told apart from an untrusted one by completing the chain with intermediates we already have:
+a small bundle of public ones (intermediates.pem: Let's Encrypt's) and the CA certificates of
+the --ca-file that are not roots. If the completed chain links to an anchor, the chain is
+"incomplete" (grade capped at B, as SSL Labs and testssl.sh do), not untrusted (T). An issuer
+we have no certificate for stays untrusted: we do not fetch it (AIA) from a third party.
+
 Trust anchors are Mozilla's store as shipped with sslyze, plus the --ca-file. The verifier's
 WebPKI policy is relaxed in one respect: it requires an Authority Key Identifier on every
 non-root certificate, which browsers and OpenSSL do not (and which private CAs, like the test
@@ -52,6 +59,8 @@ MAX_CHAIN = 10  # certificates we look at; a longer chain is not a real deployme
 CA_FILE_MAX_BYTES = 4 * 1024 * 1024
 MOZILLA = "Mozilla NSS"
 CA_FILE = "--ca-file"
+BUNDLE = "the scanner's bundle of public intermediates"
+BUNDLE_PATH = Path(__file__).with_name("intermediates.pem")
 WEAK_HASHES = ("md2", "md4", "md5", "sha1")  # below SHA-256; md* are "insecure", sha1 distrusted
 
 
@@ -60,9 +69,11 @@ WEAK_HASHES = ("md2", "md4", "md5", "sha1")  # below SHA-256; md* are "insecure"
 
 @dataclass(frozen=True)
 class TrustAnchors:
-    """Named sets of root certificates; a chain is trusted if it links to any of them."""
+    """Named sets of root certificates; a chain is trusted if it links to any of them. The
+    intermediates (with where they come from) may complete a chain a server sent short."""
 
     stores: tuple[tuple[str, tuple[x509.Certificate, ...]], ...]
+    intermediates: tuple[tuple[str, x509.Certificate], ...] = ()
 
 
 @functools.cache
@@ -77,14 +88,30 @@ def _mozilla_roots() -> tuple[x509.Certificate, ...]:
         return tuple(x509.load_pem_x509_certificates(Path(path).read_bytes()))
 
 
+@functools.cache
+def _bundled_intermediates() -> tuple[x509.Certificate, ...]:
+    return tuple(x509.load_pem_x509_certificates(BUNDLE_PATH.read_bytes()))
+
+
 def load_trust_anchors(ca_file: Path | None) -> TrustAnchors:
+    """Mozilla's roots, the --ca-file's, and the intermediates that may complete a chain.
+
+    DECISION: in a --ca-file that holds roots (self-signed) and other CA certificates, only the
+    roots are anchors and the others are intermediates, as `openssl verify -untrusted` would
+    take them; a file without any root is all anchors (a private intermediate the user trusts).
+    """
     stores: list[tuple[str, tuple[x509.Certificate, ...]]] = [(MOZILLA, _mozilla_roots())]
+    intermediates = [(BUNDLE, cert) for cert in _bundled_intermediates()]
     if ca_file is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             extra = x509.load_pem_x509_certificates(Path(ca_file).read_bytes()[:CA_FILE_MAX_BYTES])
-        stores.append((CA_FILE, tuple(extra)))
-    return TrustAnchors(tuple(stores))
+        roots = tuple(cert for cert in extra if is_self_signed(cert))
+        stores.append((CA_FILE, roots or tuple(extra)))
+        if roots:
+            intermediates += [(CA_FILE, cert) for cert in extra
+                              if cert not in roots and _is_ca(cert)]
+    return TrustAnchors(tuple(stores), tuple(intermediates))
 
 
 # --- extraction (pure over parsed certificates) -------------------------------------------------
@@ -98,6 +125,7 @@ class ChainLink:
     complete: bool
     missing_issuer: str | None
     aia_ca_issuers: tuple[str, ...]
+    completed_from: str | None = None  # where the missing intermediate came from, when found
 
 
 def certificate_facts(
@@ -128,6 +156,7 @@ def certificate_facts(
         chain_complete=link.complete,
         missing_issuer=link.missing_issuer,
         aia_ca_issuers=link.aia_ca_issuers,
+        completed_from=link.completed_from,
         weak_chain_signatures=_weak_intermediate_hashes(chain[1:]),
         revoked=revoked,
         chain_length=len(chain),
@@ -230,7 +259,33 @@ def link_chain(
         roots = dict(anchors.stores)[store_name]
         if start > end or _verifies(chain, roots, start, errors):
             return ChainLink(True, store_name, None, True, None, ())
+    completed = _completed(chain, anchors, moment)
+    if completed is not None:
+        return completed
     return _diagnose(chain, anchors, errors)
+
+
+def _completed(
+    chain: Sequence[x509.Certificate], anchors: TrustAnchors, moment: dt.datetime
+) -> ChainLink | None:
+    """The chain links to an anchor once our known intermediates are added: it is incomplete,
+    not untrusted. Which intermediate was missing is the first one the path needed."""
+    known = [cert for _, cert in anchors.intermediates if cert not in chain]
+    if not known:
+        return None
+    source = {id(cert): where for where, cert in anchors.intermediates}
+    for store_name, roots in anchors.stores:
+        if not roots:
+            continue
+        path = _verified_path([*chain, *known], roots, moment)
+        if path is None:
+            continue
+        added = [cert for cert in path[1:] if cert not in chain and cert not in roots]
+        if not added:
+            return None  # trusted without our help after all: nothing is missing
+        return ChainLink(True, store_name, None, False, name_text(added[0].subject),
+                         _aia_ca_issuers(_last_linked(chain)), source.get(id(added[0])))
+    return None
 
 
 def _verifies(
@@ -239,6 +294,16 @@ def _verifies(
     moment: dt.datetime,
     errors: list[str],
 ) -> bool:
+    return _verified_path(chain, roots, moment, errors) is not None
+
+
+def _verified_path(
+    chain: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    moment: dt.datetime,
+    errors: list[str] | None = None,
+) -> list[x509.Certificate] | None:
+    """The path leaf -> ... -> root the verifier built from `chain`, or None."""
     ca_policy, ee_policy = _relaxed_policies()
     verifier = (
         PolicyBuilder()
@@ -248,14 +313,14 @@ def _verifies(
         .build_client_verifier()
     )
     try:
-        verifier.verify(chain[0], list(chain[1:]))
+        return list(verifier.verify(chain[0], list(chain[1:])).chain)
     except VerificationError as error:
-        errors.append(str(error))
-        return False
+        if errors is not None:
+            errors.append(str(error))
     except Exception as error:  # a malformed certificate the verifier cannot process
-        errors.append(repr(error))
-        return False
-    return True
+        if errors is not None:
+            errors.append(repr(error))
+    return None
 
 
 def _signature_path(
@@ -415,7 +480,9 @@ def assess(
     expired = now > cert.not_after
     not_yet_valid = now < cert.not_before
     weak = _weakest_signature(cert)
-    incomplete = not cert.chain_trusted and not cert.chain_complete
+    # Incomplete: trusted once the missing intermediate is added. Untrusted: no path to an
+    # anchor at all (which may also be an intermediate we do not have: we cannot tell).
+    incomplete = cert.chain_trusted and not cert.chain_complete
     untrusted = not cert.chain_trusted and not cert.self_signed
     mismatch = _name_verdict(cert, name, name_is_address)
     verdict = CertificateVerdict(
@@ -424,7 +491,7 @@ def assess(
         not_yet_valid=not_yet_valid,
         expiring_soon=not expired and not not_yet_valid and days_left < EXPIRING_SOON_DAYS,
         self_signed=cert.self_signed and not cert.chain_trusted,
-        untrusted_issuer=untrusted and not (incomplete and cert.aia_ca_issuers),
+        untrusted_issuer=untrusted,
         incomplete_chain=incomplete,
         hostname_mismatch=mismatch,
         weak_signature=weak,
@@ -479,11 +546,11 @@ def _with_reasons(
     if verdict.revoked:
         issues.append("the stapled OCSP response says the certificate is revoked")
     notes: list[str] = []
-    if verdict.incomplete_chain and not verdict.untrusted_issuer:
+    if verdict.incomplete_chain:
         notes.append(
-            f"intermediate '{cert.missing_issuer}' is missing from the chain; browsers that fetch "
-            "it (AIA) may still connect, trust beyond it was not verified (the scanner does not "
-            "contact third parties)"
+            f"intermediate '{cert.missing_issuer}' is missing from the chain the server sends; "
+            f"with it (from {cert.completed_from or 'a known intermediate'}) the chain is "
+            "trusted: browsers that fetch it (AIA) connect, apps and devices fail"
         )
     if verdict.hostname_mismatch is None:
         notes.append(
@@ -502,9 +569,10 @@ def _with_reasons(
 
 
 def _untrusted_reason(verdict: CertificateVerdict, cert: CertificateFacts) -> str:
-    if verdict.incomplete_chain:
+    if not cert.chain_complete:
         return (
             f"issuer '{cert.missing_issuer}' is neither sent by the server nor a trusted root "
-            "(a missing intermediate certificate, or a private CA)"
+            "nor an intermediate the scanner knows (a private CA, or a missing intermediate of "
+            "a CA it cannot check without fetching it)"
         )
     return f"certificate chain does not lead to a trusted root ({cert.chain_error or 'unknown'})"

@@ -41,13 +41,15 @@ class TlsCheck:
         if outcome.facts is None:
             reason = outcome.error or "no TLS handshake succeeded"
             return CheckResult(
-                details={"tls": {**seen, "grade": None, "not_graded": reason}},
+                details={"tls": {**seen, "grade": None, "not_graded": reason,
+                                 "connections": outcome.connections}},
                 notes=(f"TLS grade not given: {reason}",),
             )
         rating = rate(outcome.facts)
         return CheckResult(
             findings=tuple(tls_findings(outcome.facts, rating, context.port)),
-            details={"tls": {**seen, **tls_details(outcome.facts, rating, outcome.seconds)}},
+            details={"tls": {**seen, **tls_details(outcome.facts, rating, outcome.seconds,
+                                                   outcome.connections)}},
             notes=tuple(notes_for(outcome.facts, rating)),
         )
 

@@ -135,6 +135,7 @@ class CertificateFacts:
     chain_complete: bool = True  # every issuer is in the chain or is an anchor
     missing_issuer: str | None = None  # subject of the certificate the server should have sent
     aia_ca_issuers: tuple[str, ...] = ()  # where clients may fetch a missing intermediate
+    completed_from: str | None = None  # who supplied the missing intermediate (chain trusted)
     weak_chain_signatures: tuple[str, ...] = ()  # hashes below SHA-256 on intermediates
     revoked: bool | None = None  # from a stapled OCSP response; None when none was stapled
     chain_length: int = 1

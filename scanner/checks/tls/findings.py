@@ -298,7 +298,9 @@ def _hsts_findings(facts: TlsFacts, port: int) -> list[Finding]:
 # --- details ------------------------------------------------------------------------------------
 
 
-def tls_details(facts: TlsFacts, rating: Rating, seconds: float) -> dict[str, Any]:
+def tls_details(
+    facts: TlsFacts, rating: Rating, seconds: float, connections: int | None = None
+) -> dict[str, Any]:
     scores = rating.scores
     return {
         "grade": rating.grade,
@@ -327,6 +329,7 @@ def tls_details(facts: TlsFacts, rating: Rating, seconds: float) -> dict[str, An
         "hsts": _hsts_details(facts),
         "sni": None if facts.name_is_address else facts.name,
         "scan_seconds": round(seconds, 3),
+        "connections": connections,  # TCP connections the grade took
     }
 
 
