@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scanner import __version__
-from scanner.api import PIPELINE_CATALOGUE, ScanOptions, scan
+from scanner.api import PIPELINE_CATALOGUE, ScanObserver, ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.checks.registry import catalogue
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, app
@@ -280,7 +280,7 @@ def _run_with_progress(
     observer, skip = recorder.observer, recorder.skip_addresses
     stderr = Console(stderr=True)
     if fleet is not None:
-        return _run_on_fleet(fleet, targets, options, stderr)
+        return _run_on_fleet(fleet, targets, options, stderr, observer)
     if not stderr.is_terminal:
         return scan(targets, options, observer=observer, skip_addresses=skip)
     columns = (
@@ -305,11 +305,12 @@ def _run_with_progress(
 
 
 def _run_on_fleet(
-    fleet: FleetScanner, targets: list[str], options: ScanOptions, stderr: Console
+    fleet: FleetScanner, targets: list[str], options: ScanOptions, stderr: Console,
+    observer: ScanObserver | None,
 ) -> ScanReport:
     """One bar: tasks finished by the workers (an address per vantage, or a port range)."""
     if not stderr.is_terminal:
-        return fleet(targets, options)
+        return fleet(targets, options, observer=observer)
     columns = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
@@ -319,7 +320,7 @@ def _run_on_fleet(
         def show(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return fleet(targets, options, progress=show)
+        return fleet(targets, options, progress=show, observer=observer)
 
 
 def _write_report(

@@ -18,7 +18,7 @@ from typing import Any
 
 from kombu.exceptions import ChannelError, OperationalError
 
-from scanner.api import ScanOptions
+from scanner.api import ScanObserver, ScanOptions
 from scanner.errors import ScanFailed
 from scanner.fleet.app import TASK_NAME, describe_broker, make_app
 from scanner.fleet.codec import read_ca_pem
@@ -46,6 +46,7 @@ SWEEP_S = 5.0
 STALE_LEASE_GRACE_S = 10.0
 UNSTARTED_GRACE_S = 20.0
 RESEND_AFTER_S = 60.0  # a task sent again is not sent once more before this
+JOB_RENEW_S = 10.0  # the job's lease (store.fleet.JOB_LEASE_S) renewed this often
 SEND_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 1.0,
                      "interval_max": 3.0}
 
@@ -60,7 +61,10 @@ class FleetScanner:
 
     def __call__(
         self, inputs: Sequence[str], options: ScanOptions, progress: FleetProgress | None = None,
+        observer: ScanObserver | None = None,
     ) -> ScanReport:
+        """The fleet scan; `observer` (the history's ProgressWriter) hears of each address once
+        all its tasks are done, so a coordinator killed mid-scan keeps what came back."""
         targets = parse_targets(list(inputs), allow_large_range=options.allow_large_range)
         try:
             ca_pem = read_ca_pem(options.checks.ca_file)
@@ -73,9 +77,13 @@ class FleetScanner:
             engine=options.engine, ports_requested=len(options.ports),
         )
         started = time.monotonic()
+        feed = None
+        if observer is not None:
+            observer.scan_started(header, targets)
+            feed = _AddressFeed(observer, plan, options.ports, self.vantages)
         app = make_app(self.broker, self.result_backend)
         try:
-            records, resent = self._run(app, job, inputs, plan, progress)
+            records, resent = self._run(app, job, inputs, plan, progress, feed)
         finally:
             app.close()
         report = merge_results(header, plan, records, options.ports, self.vantages)
@@ -88,7 +96,7 @@ class FleetScanner:
 
     def _run(
         self, app: Any, job: str, inputs: Sequence[str], plan: Sequence[TaskSpec],
-        progress: FleetProgress | None,
+        progress: FleetProgress | None, feed: _AddressFeed | None,
     ) -> tuple[list[TaskRecord], int]:
         with open_store(self.db) as store:
             ledger = FleetLedger(store)
@@ -96,7 +104,7 @@ class FleetScanner:
             ids = {f"{job}-{index}": spec.key for index, spec in enumerate(plan)}
             try:
                 self._send(app, plan, list(ids))
-                failures, resent = self._wait(app, ledger, job, ids, plan, progress)
+                failures, resent = self._wait(app, ledger, job, ids, plan, progress, feed)
             except BaseException:
                 # Workers skip the tasks of a cancelled job; revoking saves them the look-up.
                 with contextlib.suppress(StoreError):
@@ -128,7 +136,7 @@ class FleetScanner:
 
     def _wait(
         self, app: Any, ledger: FleetLedger, job: str, ids: dict[str, str],
-        plan: Sequence[TaskSpec], progress: FleetProgress | None,
+        plan: Sequence[TaskSpec], progress: FleetProgress | None, feed: _AddressFeed | None,
     ) -> tuple[dict[str, str], int]:
         """Until every task is stored or failed (or the timeout): the failures, by task key,
         and how many tasks were sent again."""
@@ -137,6 +145,7 @@ class FleetScanner:
         next_check = time.monotonic() + FAILURE_CHECK_S
         warn_at: float | None = time.monotonic() + NO_PROGRESS_WARNING_S
         sweeper = _Sweeper(self, app, ledger, job, ids, plan)
+        renew_at = time.monotonic() + JOB_RENEW_S
         total = len(ids)
         while True:
             finished = ledger.finished_tasks(job)
@@ -156,6 +165,11 @@ class FleetScanner:
                 failures.update(_failed(app, ids, finished | set(failures)))
                 next_check = time.monotonic() + FAILURE_CHECK_S
             sweeper.maybe_sweep(finished | set(failures))
+            if time.monotonic() >= renew_at:
+                ledger.keep_job(job)
+                renew_at = time.monotonic() + JOB_RENEW_S
+            if feed is not None:
+                feed.update(ledger, job, finished)
             time.sleep(POLL_S)
 
     def _warn_idle_vantages(self, app: Any) -> None:
@@ -190,6 +204,32 @@ class FleetScanner:
                 "tasks_sent_again": resent,
             },
         }
+
+
+class _AddressFeed:
+    """Hands each address's merged report to the observer once all its tasks are done."""
+
+    def __init__(self, observer: ScanObserver, plan: Sequence[TaskSpec], ports: Sequence[int],
+                 vantages: Sequence[str]) -> None:
+        self._observer = observer
+        self._plan = plan
+        self._ports = ports
+        self._vantages = vantages
+        self._pending: dict[str, set[str]] = {}
+        for spec in plan:
+            self._pending.setdefault(spec.address, set()).add(spec.key)
+
+    def update(self, ledger: FleetLedger, job: str, finished: set[str]) -> None:
+        done = [address for address, keys in self._pending.items() if keys <= finished]
+        if not done:
+            return
+        keys = [key for address in done for key in self._pending.pop(address)]
+        records = ledger.tasks(job, only=keys)
+        plan = [spec for spec in self._plan if spec.address in done]
+        scratch = ScanReport(id=job, started_at="", finished_at="", duration_s=0.0, engine="",
+                             ports_requested=len(self._ports))
+        for target in merge_results(scratch, plan, records, self._ports, self._vantages).targets:
+            self._observer.target_done(target)
 
 
 class _Sweeper:

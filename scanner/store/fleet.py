@@ -19,6 +19,9 @@ from typing import Any
 from scanner.store.store import Store
 
 ERROR_CHARS = 500
+# The coordinator renews its job while it waits; a job whose coordinator stopped renewing (it
+# was killed) for this long is over: workers do not scan for a report nobody will make.
+JOB_LEASE_S = 60.0
 
 
 class Claim(enum.StrEnum):
@@ -50,10 +53,17 @@ class FleetLedger:
     # --- the coordinator ---------------------------------------------------------------------
 
     def begin_job(self, job: str, inputs: Sequence[str], tasks: int) -> None:
+        now = self.store.dialect.epoch_now
         self.store._write(lambda db: db.execute(
-            "INSERT INTO fleet_jobs (job, status, inputs, tasks, started_at)"
-            " VALUES (?, 'running', ?, ?, ?)",
-            (job, json.dumps(list(inputs), ensure_ascii=True), tasks, _now())))
+            "INSERT INTO fleet_jobs (job, status, inputs, tasks, alive_until, started_at)"
+            f" VALUES (?, 'running', ?, ?, {now} + ?, ?)",
+            (job, json.dumps(list(inputs), ensure_ascii=True), tasks, JOB_LEASE_S, _now())))
+
+    def keep_job(self, job: str) -> None:
+        """The coordinator is still waiting for this job."""
+        now = self.store.dialect.epoch_now
+        self.store._write(lambda db: db.execute(
+            f"UPDATE fleet_jobs SET alive_until = {now} + ? WHERE job = ?", (JOB_LEASE_S, job)))
 
     def end_job(self, job: str, status: str) -> None:
         if status not in ("finished", "cancelled"):
@@ -63,15 +73,26 @@ class FleetLedger:
             " WHERE job = ? AND status = 'running'",
             (status, _now(), job)))
 
-    def tasks(self, job: str) -> list[TaskRecord]:
-        rows = self.store._read(lambda db: db.execute(
-            "SELECT task, vantage, address, status, worker, attempts, seen_from, result, error"
-            " FROM fleet_tasks WHERE job = ? ORDER BY task", (job,)).fetchall())
+    def tasks(self, job: str, only: Sequence[str] | None = None) -> list[TaskRecord]:
+        """The job's task rows (`only` these tasks, when given), with their results."""
+        query = ("SELECT task, vantage, address, status, worker, attempts, seen_from, result,"
+                 " error FROM fleet_tasks WHERE job = ?")
+        chunks: list[list[str] | None] = [None]
+        if only is not None:
+            keys = list(only)
+            chunks = [keys[start:start + 500] for start in range(0, len(keys), 500)]
+        rows: list[Any] = []
+        for chunk in chunks:
+            where = "" if chunk is None else f" AND task IN ({', '.join('?' * len(chunk))})"
+            rows += self._select(query + where + " ORDER BY task", (job, *(chunk or ())))
         return [
             TaskRecord(task, vantage, address, status, worker, attempts, seen_from,
                        json.loads(result) if result else None, error)
             for task, vantage, address, status, worker, attempts, seen_from, result, error in rows
         ]
+
+    def _select(self, query: str, parameters: Sequence[Any]) -> list[Any]:
+        return list(self.store._read(lambda db: db.execute(query, parameters).fetchall()))
 
     def finished_count(self, job: str) -> int:
         (count,) = self.store._read(lambda db: db.execute(
@@ -104,8 +125,10 @@ class FleetLedger:
         now = self.store.dialect.epoch_now
 
         def take(db: Any) -> Claim:
-            status = db.execute("SELECT status FROM fleet_jobs WHERE job = ?", (job,)).fetchone()
-            if status is None or status[0] != "running":
+            alive = db.execute(
+                "SELECT 1 FROM fleet_jobs WHERE job = ? AND status = 'running'"
+                f" AND (alive_until IS NULL OR alive_until >= {now})", (job,)).fetchone()
+            if alive is None:
                 return Claim.ENDED
             inserted = db.execute(
                 "INSERT INTO fleet_tasks (job, task, vantage, address, status, worker,"

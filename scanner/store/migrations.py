@@ -151,6 +151,7 @@ def _create_fleet_tables(db: sqlite3.Connection) -> None:
             status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'cancelled')),
             inputs      TEXT NOT NULL,      -- JSON list: the targets as the user typed them
             tasks       INTEGER NOT NULL,   -- how many tasks were sent
+            alive_until DOUBLE PRECISION,   -- the coordinator's lease: epoch, database clock
             started_at  TEXT NOT NULL,
             finished_at TEXT
         )

@@ -127,6 +127,42 @@ def test_a_worker_killed_mid_run_loses_nothing_and_stores_nothing_twice(
                               for attempts, worker in taken_over.values()), taken_over
 
 
+def test_a_killed_coordinator_keeps_every_address_that_came_back(fleet: FleetLab) -> None:
+    coordinator = fleet.popen_coordinator(
+        "scan", *ADDRESSES, "--ports", PORTS, "--broker", fleet.broker(None),
+        "--db", fleet.db(DATABASE, None), *SPEED, "--format", "json", "--fail-on", "never")
+    deadline = time.monotonic() + 60
+    with psycopg.connect(fleet.postgres.url(DATABASE), autocommit=True) as connection:  # type: ignore[attr-defined]
+        while connection.execute(
+                "SELECT COUNT(*) FROM exposure.scan_progress WHERE stage = 'done' AND scan_seq ="
+                " (SELECT MAX(seq) FROM exposure.scans)").fetchone()[0] < 4:
+            assert time.monotonic() < deadline, "no address came back"
+            time.sleep(0.02)
+    coordinator.kill()  # SIGKILL: no chance to write anything more
+    coordinator.communicate()
+    db = ["--db", fleet.db(DATABASE, None)]
+    history = fleet.run_coordinator("history", *db, "--format", "json", "--limit", "1")
+    (row,) = json.loads(history.stdout)
+    assert row["status"] == "interrupted"
+    assert row["progress"]["addresses_planned"] == len(ADDRESSES)
+    kept = row["progress"]["addresses_done"]
+    assert 4 <= kept < len(ADDRESSES)
+    shown = fleet.run_coordinator("show", str(row["seq"]), *db, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    partial = json.loads(shown.stdout)
+    assert not partial["scan"]["complete"] and len(partial["targets"]) == kept
+    expected = {address: set(open_ports_of(index)) for index, address in enumerate(ADDRESSES)}
+    for target in partial["targets"]:
+        opened = {port["port"] for port in target["ports"] if port["state"] == "open"}
+        assert opened == expected[target["address"]]
+    # the workers finish what was sent (the job's lease has not run out yet): let them, so the
+    # next test has the fleet to itself
+    deadline = time.monotonic() + 60
+    while len([r for r in ledger_rows(fleet, row["id"]) if r[1] != "running"]) < len(ADDRESSES):
+        assert time.monotonic() < deadline, "the workers never finished the sent tasks"
+        time.sleep(0.1)
+
+
 def test_a_message_lost_by_the_broker_is_sent_again(fleet: FleetLab) -> None:
     """kombu's Redis transport loses a message when a worker dies between taking it off the
     queue and recording it as unacknowledged: the coordinator sees a task no worker started

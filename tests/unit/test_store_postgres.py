@@ -291,6 +291,12 @@ def test_tasks_of_a_cancelled_scan_are_not_run(location: str | Path) -> None:
         ledger.end_job("job3", "cancelled")
         assert ledger.claim("job3", "t", "", "203.0.113.7", "w", 30.0) is Claim.ENDED
         assert ledger.claim("nojob", "t", "", "203.0.113.7", "w", 30.0) is Claim.ENDED
+        ledger.begin_job("job5", ["home.example"], 1)  # its coordinator was killed long ago
+        store._write(lambda db: db.execute(
+            "UPDATE fleet_jobs SET alive_until = 0 WHERE job = 'job5'"))
+        assert ledger.claim("job5", "t", "", "203.0.113.7", "w", 30.0) is Claim.ENDED
+        ledger.keep_job("job5")  # ... or it is waiting after all
+        assert ledger.claim("job5", "t", "", "203.0.113.7", "w", 30.0) is Claim.CLAIMED
 
 
 def test_the_sqlite_store_is_still_the_plain_one(tmp_path: Path) -> None:
