@@ -36,8 +36,10 @@ ESPHOME := $(LAB_CACHE)/esphome-venv/.installed
 HOME_ASSISTANT := $(LAB_CACHE)/ha-venv/.installed
 # Python 3.11: HA 2024.1.6, the last release for it (tests/lab/ha-requirements.txt).
 HA_PYTHON ?= python3.11
+JUPYTER := $(LAB_CACHE)/jupyter-venv/.installed
+OCTOPRINT := $(LAB_CACHE)/octoprint-venv/.installed
 
-lab-deps: $(NODE_RED) $(ESPHOME) $(HOME_ASSISTANT)
+lab-deps: $(NODE_RED) $(ESPHOME) $(HOME_ASSISTANT) $(JUPYTER) $(OCTOPRINT)
 
 $(NODE_RED): tests/lab/npm/package.json tests/lab/npm/package-lock.json
 	mkdir -p $(LAB_CACHE)/npm
@@ -48,6 +50,16 @@ $(ESPHOME):
 	$(PYTHON) -m venv $(LAB_CACHE)/esphome-venv
 	$(LAB_CACHE)/esphome-venv/bin/pip install --quiet 'esphome==2026.6.5'
 	touch $(ESPHOME)
+
+$(JUPYTER):
+	$(PYTHON) -m venv $(LAB_CACHE)/jupyter-venv
+	$(LAB_CACHE)/jupyter-venv/bin/pip install --quiet 'jupyter-server==2.21.1'
+	touch $(JUPYTER)
+
+$(OCTOPRINT):
+	$(PYTHON) -m venv $(LAB_CACHE)/octoprint-venv
+	$(LAB_CACHE)/octoprint-venv/bin/pip install --quiet 'octoprint==1.11.8'
+	touch $(OCTOPRINT)
 
 $(HOME_ASSISTANT): tests/lab/ha-requirements.txt
 	rm -rf $(LAB_CACHE)/ha-venv
@@ -70,6 +82,7 @@ demo: deps
 # 64 addresses on a fleet of 1 and 2 workers next to the single-process scan.
 bench: deps
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.tls
 	$(BIN)/python -m bench.fleet
 

@@ -31,9 +31,9 @@ from scanner.checks.runner import PortChecks, check_port, merge_details
 from scanner.discovery import DiscoveryEngine, HostDiscovery, PortState, discover_hosts
 from scanner.discovery.udp import UdpOptions, probe_udp, udp_findings
 from scanner.findings import Finding, FindingSpec, Severity
-from scanner.identification import PortResult, ServiceIdentity, merge_nmap
+from scanner.identification import PortResult, ServiceIdentity, merge_nmap, with_note
 from scanner.identification.engine import PortProbe
-from scanner.identification.nmap_fallback import NmapService, nmap_identify_port
+from scanner.identification.nmap_fallback import NmapOutcome, nmap_identify_port
 from scanner.net import Dialer, ScanBudget
 from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.targets import IPAddress, Target
@@ -220,14 +220,17 @@ class Pipeline:
 
     async def _after_nmap(
         self, host: _Host, port: int, outcome: _PortOutcome,
-        nmap: asyncio.Future[NmapService | None], dialer: Dialer,
+        nmap: asyncio.Future[NmapOutcome], dialer: Dialer,
     ) -> None:
         assert outcome.result is not None
         if outcome.checks is not None and _product_confirmed(outcome.checks):
             nmap.cancel()
             await asyncio.gather(nmap, return_exceptions=True)
             return
-        found = await nmap
+        ran = await nmap
+        if ran.note is not None:
+            outcome.result = with_note(outcome.result, ran.note)
+        found = ran.service
         if found is None:
             return
         outcome.result = merge_nmap(outcome.result, found)
@@ -363,6 +366,8 @@ def _apply_checks(
     merge_details(port.details, outcome.details)
     if outcome.product:
         port.product, port.version = outcome.product, outcome.version
+    if outcome.service and not port.service:  # a protocol a check's probe found (X11...)
+        port.service = outcome.service
     target_report.findings.extend(outcome.findings)
     target_report.notes.extend(f"port {port.port}: {note}" for note in outcome.notes)
     for error in outcome.errors:

@@ -8,6 +8,7 @@ PACKAGES=(
     python3-venv                       # the virtualenv
     make                               # the README's commands
     nmap                               # nmap engine and -sV fallback; benchmark baseline
+    masscan                            # benchmark baseline (make bench)
     iproute2 iptables                  # lab: network namespaces, the home "router"
     openssh-server dropbear-bin        # lab: real SSH servers
     nginx-light                        # lab: HTTP and TLS endpoints
@@ -25,6 +26,10 @@ PACKAGES=(
     redis-server memcached tigervnc-standalone-server tigervnc-tools inetutils-telnetd
     unbound ntpsec snmpd miniupnpd avahi-daemon openvpn influxdb samba
     gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    # lab (issue 18): what else self-hosters forward, each run open and locked down
+    vsftpd rsync xvfb postgresql mariadb-server cups prometheus-node-exporter
+    transmission-daemon qbittorrent-nox deluge-web docker-registry etcd-server syncthing
+    cockpit-ws rpcbind curl
 )
 
 # Node-RED (lab) installs from npm: Debian's node and npm only when the machine has none.

@@ -96,9 +96,14 @@ class CheckResult:
     # behind nginx): replaces what identification guessed from headers.
     product: str | None = None
     version: str | None = None
+    # The protocol this check found on a port identification could not name (X11, PostgreSQL)
+    service: str | None = None
 
 
 class Check(Protocol):
+    """A check may also say `runs_alongside = True`: it has a time bound of its own and reads
+    no other check's details (TLS grading), so it runs next to the others, not after them."""
+
     name: str  # short, unique: "ssh", "tls", "ha", "mqtt" ...
     catalogue: tuple[FindingSpec, ...]
     after: tuple[str, ...]  # names of checks whose details this one reads (run them first)

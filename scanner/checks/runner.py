@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.checks.base import Check, CheckContext, CheckOptions, port_endpoint
+from scanner.checks.base import Check, CheckContext, CheckOptions, CheckResult, port_endpoint
 from scanner.checks.registry import all_checks
 from scanner.findings import Finding
 from scanner.identification.model import ServiceIdentity
@@ -29,6 +29,7 @@ class PortChecks:
     errors: list[str] = field(default_factory=list)
     product: str | None = None
     version: str | None = None
+    service: str | None = None
 
 
 def run_checks(
@@ -86,24 +87,59 @@ def _check_port(
     connector: Connector,
     checks: Sequence[Check],
 ) -> PortChecks:
+    """Checks with a time bound of their own that read no other check's details (TLS grading)
+    run alongside; the others one after another, within the port's deadline."""
     outcome = PortChecks()
-    for check in checks:
-        context = CheckContext(target, port, identity, options, connector,
-                               earlier=dict(outcome.details))
-        try:
-            if not check.applies(context):
-                continue
-            if connector.dialer.seconds_left <= 0:
-                outcome.notes.append(f"{check.name} check not run: the port's deadline passed")
-                continue
-            result = check.run(context)
-        except Exception as error:  # a check's bug or a hostile server must not end the scan
-            log.debug("check %s failed on port %s", check.name, port, exc_info=True)
-            outcome.errors.append(f"{check.name} check on port {port} failed: {error!r}"[:300])
-            continue
-        outcome.findings.extend(result.findings)
-        merge_details(outcome.details, result.details)
-        outcome.notes.extend(result.notes)
-        if result.product:
-            outcome.product, outcome.version = result.product, result.version
+    alongside = [check for check in checks if getattr(check, "runs_alongside", False)]
+    in_order = [check for check in checks if check not in alongside]
+    with ThreadPoolExecutor(max_workers=max(1, len(alongside))) as pool:
+        running = [pool.submit(_run_one, check, _context(target, port, identity, options,
+                                                          connector, {}), deadline_bound=False)
+                   for check in alongside]
+        for check in in_order:
+            context = _context(target, port, identity, options, connector, outcome.details)
+            _add(outcome, check, port, _run_one(check, context, deadline_bound=True))
+        for check, future in zip(alongside, running, strict=True):
+            _add(outcome, check, port, future.result())
     return outcome
+
+
+def _context(
+    target: Target, port: int, identity: ServiceIdentity, options: CheckOptions,
+    connector: Connector, earlier: Mapping[str, Any],
+) -> CheckContext:
+    return CheckContext(target, port, identity, options, connector, earlier=dict(earlier))
+
+
+# What running one check gave: its result, nothing (it did not apply), a note, or an error.
+_Ran = CheckResult | str | BaseException | None
+
+
+def _run_one(check: Check, context: CheckContext, *, deadline_bound: bool) -> _Ran:
+    try:
+        if not check.applies(context):
+            return None
+        if deadline_bound and context.dialer.seconds_left <= 0:
+            return f"{check.name} check not run: the port's deadline passed"
+        return check.run(context)
+    except Exception as error:  # a check's bug or a hostile server must not end the scan
+        log.debug("check %s failed on port %s", check.name, context.port, exc_info=True)
+        return error
+
+
+def _add(outcome: PortChecks, check: Check, port: int, ran: _Ran) -> None:
+    if ran is None:
+        return
+    if isinstance(ran, str):
+        outcome.notes.append(ran)
+        return
+    if isinstance(ran, BaseException):
+        outcome.errors.append(f"{check.name} check on port {port} failed: {ran!r}"[:300])
+        return
+    outcome.findings.extend(ran.findings)
+    merge_details(outcome.details, ran.details)
+    outcome.notes.extend(ran.notes)
+    if ran.product:
+        outcome.product, outcome.version = ran.product, ran.version
+    if ran.service:
+        outcome.service = ran.service

@@ -250,9 +250,16 @@ def checks_command(
     list_all: Annotated[bool, typer.Option("--list", help="List every finding id.")] = True,
 ) -> int:
     """The finding catalogue: every id a check can report, with its usual severity."""
+    from scanner.checks.services.catalogue import CATALOGUE, product_rows
+
     specs = [*catalogue(), *PIPELINE_CATALOGUE, PORT_UNEXPECTED]
     for spec in sorted(specs, key=lambda spec: spec.id):
         typer.echo(f"{spec.id:34} {spec.severity!s:9} {spec.title}")
+    products = product_rows(CATALOGUE.all())
+    typer.echo(f"\nProducts of the services check ({len(products)}, one data file each in "
+               "scanner/checks/services/products/):")
+    for row in products:
+        typer.echo(f"  {row}")
     return EXIT_OK
 
 

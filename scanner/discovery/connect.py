@@ -127,9 +127,8 @@ class _ConnectScan:
         return self._states
 
     async def _canary(self, probe: Probe) -> None:
-        await self._bucket.take_async()
         self._record(probe, await _probe(_family(probe[0]), str(probe[0]), probe[1],
-                                         self._options.timeout), first=True)
+                                         self._options.timeout, self._bucket), first=True)
 
     async def _settle(self, canaries: list[asyncio.Task[None]]) -> None:
         """Canaries left: a host that answers every port answers them within a few round
@@ -155,9 +154,9 @@ class _ConnectScan:
 
         async def worker() -> None:
             for probe in remaining:
-                await self._bucket.take_async()
                 address, port = probe
-                state = await _probe(_family(address), str(address), port, self._options.timeout)
+                state = await _probe(_family(address), str(address), port, self._options.timeout,
+                                     self._bucket)
                 results[probe] = state
                 self._record(probe, state, first)
 
@@ -181,10 +180,15 @@ def _family(address: IPAddress) -> int:
     return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
-async def _probe(family: int, host: str, port: int, timeout: float) -> PortState:
+async def _probe(
+    family: int, host: str, port: int, timeout: float, bucket: RateBucket
+) -> PortState:
     sock = await _open_socket(family)
     try:
-        error = sock.connect_ex((host, port))
+        # the SYN leaves at the moment the scan's bucket admits it (see RateBucket)
+        sent: list[int] = []
+        await bucket.take_async(emit=lambda: sent.append(sock.connect_ex((host, port))))
+        error = sent[0]
         if error == 0:
             return PortState.OPEN
         if error != errno.EINPROGRESS:

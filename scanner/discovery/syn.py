@@ -308,19 +308,15 @@ class _SynScan:
             self._send_in_turn(burst)
 
     def _send_in_turn(self, burst: list[tuple[_Host, int]]) -> None:
-        self._wait_turn(len(burst))
-        self._send_burst(burst)
-        self._drain()
-        self._report_progress()
-
-    def _wait_turn(self, count: int) -> None:
-        """Book `count` probes with the scan's bucket, wait for the booked moment and the
-        bucket's admission; replies are drained meanwhile."""
-        start_at = time.monotonic() + self._bucket.reserve(count)
+        """Book the burst with the scan's bucket, wait for the booked moment (draining
+        replies meanwhile); the burst is sent inside the bucket's admission."""
+        start_at = time.monotonic() + self._bucket.reserve(len(burst))
         while (wait := start_at - time.monotonic()) > 0:
             self._idle(wait)
-        while (wait := self._bucket.confirm(count)) > 0:
+        while (wait := self._bucket.confirm(len(burst), lambda: self._send_burst(burst))) > 0:
             self._idle(wait)
+        self._drain()
+        self._report_progress()
 
     def _send_burst(self, burst: list[tuple[_Host, int]]) -> None:
         # Hot loop (up to ~150k iterations a second): attribute lookups hoisted into locals.

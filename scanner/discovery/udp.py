@@ -186,9 +186,10 @@ def run_exchanges(address: IPAddress, exchanges: Sequence[Exchange], options: Ud
             settled = _settled_services(exchanges)
             for sock, exchange in zip(sockets, exchanges, strict=True):
                 if attempt == 0 or exchange.service not in settled:
-                    if pace:
-                        pace.take()
-                    _send(sock, exchange)
+                    if pace:  # the datagram leaves at the moment the bucket admits it
+                        pace.take(emit=lambda sock=sock, exchange=exchange: _send(sock, exchange))
+                    else:
+                        _send(sock, exchange)
             _collect(selector, time.monotonic() + options.timeout)
             if len(_settled_services(exchanges)) == len({e.service for e in exchanges}):
                 break

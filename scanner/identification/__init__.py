@@ -15,12 +15,23 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from scanner.identification.engine import PortResult, identify_all, with_shodan_view
+from scanner.identification.engine import (
+    PortResult,
+    identify_all,
+    standalone_budget,
+    with_shodan_view,
+)
 from scanner.identification.model import IdentifyOptions, ServiceIdentity
-from scanner.identification.nmap_fallback import NmapService, nmap_identify
+from scanner.identification.nmap_fallback import (
+    NmapOutcome,
+    NmapService,
+    nmap_identify_port,
+    nmap_seconds,
+)
 from scanner.net import ScanBudget
 from scanner.targets import IPAddress
 
@@ -30,6 +41,7 @@ __all__ = [
     "ServiceIdentity",
     "identify_ports",
     "identify_services",
+    "with_note",
 ]
 
 T = TypeVar("T")
@@ -48,12 +60,27 @@ def identify_ports(
     budget: ScanBudget | None = None,
 ) -> dict[int, PortResult]:
     """Like identify_services, with what each port cost (bytes, connections, seconds)."""
+    budget = budget or standalone_budget(options)
     results = _run(identify_all(address, ports, options, budget))
     if options.nmap_fallback:
         unknown = [port for port, result in results.items() if result.identity.service is None]
-        for port, service in nmap_identify(address, unknown, options).items():
-            results[port] = merge_nmap(results[port], service)
+        outcomes = _run(_nmap_all(address, unknown, budget, options))
+        for port, outcome in zip(unknown, outcomes, strict=True):
+            if outcome.note is not None:
+                results[port] = with_note(results[port], outcome.note)
+            if outcome.service is not None:
+                results[port] = merge_nmap(results[port], outcome.service)
     return results
+
+
+async def _nmap_all(
+    address: IPAddress, ports: Sequence[int], budget: ScanBudget, options: IdentifyOptions
+) -> list[NmapOutcome]:
+    """The fallback for each unnamed port at once, each within NMAP_SECONDS_ON_ITS_OWN."""
+    deadline = time.monotonic() + nmap_seconds(options)
+    return list(await asyncio.gather(
+        *(nmap_identify_port(address, port, deadline, budget) for port in ports)
+    ))
 
 
 def merge_nmap(result: PortResult, found: NmapService) -> PortResult:
@@ -76,6 +103,16 @@ def merge_nmap(result: PortResult, found: NmapService) -> PortResult:
         source="nmap",
     )
     return dataclasses.replace(result, identity=identity, evidence=evidence)
+
+
+def with_note(result: PortResult, note: str) -> PortResult:
+    """The result with one more note of what identification could not do (details.probe)."""
+    details = dict(result.identity.details)
+    probe = dict(details.get("probe") or {})
+    probe["nmap"] = note
+    details["probe"] = probe
+    return dataclasses.replace(result, identity=dataclasses.replace(result.identity,
+                                                                      details=details))
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:

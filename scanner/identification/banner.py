@@ -16,6 +16,7 @@ from scanner.identification.products import (
     MAX_FIELD_CHARS,
     SSH_DISTRO_PATTERN,
     SSH_SOFTWARE_RULES,
+    greeting_service,
     match_product,
 )
 from scanner.net import Channel
@@ -181,7 +182,7 @@ def _text_service(text: str) -> str | None:
         return "irc"
     if first_line.startswith("INFO {") and '"server_id"' in first_line:
         return "nats"
-    return None
+    return greeting_service(first_line)  # the data table in products.py (rsync, ...)
 
 
 def _classify_binary(data: bytes) -> GreetingIdentity | None:

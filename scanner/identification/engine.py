@@ -3,10 +3,19 @@
 What runs on a port is decided by how it behaves, never by its number:
 
 1. connect and listen: a server that speaks first (SSH, FTP, SMTP, ...) names itself;
-2. silent: send a TLS ClientHello on the same connection. TLS records back mean TLS on
-   any port; the handshake completes and we ask again inside (HTTP, or a greeting);
-3. not TLS: an HTTP GET on a fresh connection;
-4. not HTTP either: the MQTT probe (a CONNECT the broker must refuse before auth).
+2. silent: an HTTP GET on the same connection. Most services that wait for the client are
+   web servers, and on a plain-HTTP port a TLS ClientHello makes Home Assistant's aiohttp
+   log an 11-line traceback. A GET on a TLS port is a quiet handshake failure (Python's
+   asyncio) or one line (nginx's "plain HTTP request was sent to HTTPS port" answer, read as
+   "try TLS"; mosquitto's "OpenSSL Error ... http request");
+3. not HTTP: a TLS ClientHello on a fresh connection. TLS records back mean TLS on any port;
+   the handshake completes and we ask again inside (HTTP, or a greeting);
+4. neither: the MQTT probe (a CONNECT the broker must refuse before auth).
+
+On the ports that conventionally carry TLS (TLS_FIRST_PORTS: 443, 8443, 8883, 993...) steps 2
+and 3 swap, as nmap orders its probes by `sslports`: the port number orders the questions,
+never what the answer means. So nginx and mosquitto log no plain-text request on their TLS
+ports, and Home Assistant on 8123 no ClientHello.
 
 All of it runs on connections from the network layer, under the scan's budget: each read waits
 at most one read timeout (`--timeout`), everything ends at the deadline the caller's Dialer
@@ -43,7 +52,7 @@ from scanner.identification.connection import (
 from scanner.identification.model import IdentifyOptions, ServiceIdentity
 from scanner.identification.mqtt import Connack, probe_mqtt
 from scanner.identification.shodan_view import ShodanEvidence, shodan_view
-from scanner.identification.tls import TlsOutcome, session_summary, start_tls
+from scanner.identification.tls import TlsOutcome, looks_like_tls, session_summary, start_tls
 from scanner.net import (
     Allowance,
     AsyncStream,
@@ -55,12 +64,19 @@ from scanner.net import (
     ScanBudget,
     Traffic,
 )
+from scanner.net.codecs.ssh import IDENTIFICATION_LINE
 from scanner.net.http import HttpResponse, NotHttp
 from scanner.net.http_parse import Origin, head_text
 from scanner.report.sanitize import safe_text
 from scanner.targets import IPAddress
 
 GREETING_TEXT_CHARS = 1024
+# Ports where TLS is the convention (IANA's "over TLS" assignments, and what self-hosters use
+# for TLS): a silent port among them gets a ClientHello before a GET (only the order changes).
+TLS_FIRST_PORTS = frozenset({
+    443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 2376, 4443, 5061, 5223, 5349,
+    5671, 5986, 6514, 6697, 8443, 8531, 8883, 9443, 10443,
+})
 MQTT_PROBE_NOTE = "CONNECT with unused protocol level 0: refused before authentication"
 
 
@@ -174,15 +190,21 @@ def with_shodan_view(details: dict[str, Any], evidence: ShodanEvidence) -> dict[
 
 
 @dataclass(frozen=True)
+class _TlsContact:
+    """A ClientHello's outcome, and the answer to a GET inside the session if there was one."""
+
+    outcome: TlsOutcome
+    inside: HttpResponse | NotHttp | None = None
+
+
+@dataclass(frozen=True)
 class _FirstContact:
-    """The first connection's outcome: a greeting, a TLS session (and HTTP inside), or
-    silence (`reply` holds any non-TLS answer to the ClientHello)."""
+    """The first connection's outcome: a greeting, or (silent) the answer to the first probe."""
 
     greeting: bytes = b""
     closed_silently: bool = False
-    tls: TlsOutcome | None = None
-    inside: http.HttpResponse | http.NotHttp | None = None
-    reply: bytes = b""
+    plain: HttpResponse | NotHttp | None = None
+    tls: _TlsContact | None = None
 
 
 class PortProbe:
@@ -224,48 +246,104 @@ class PortProbe:
         else:
             learnt.note(
                 "accepts connections but answered none of our probes (waiting for a greeting,"
-                " TLS ClientHello, HTTP GET, MQTT CONNECT)"
+                " HTTP GET, TLS ClientHello, MQTT CONNECT)"
             )
 
     def _origin(self, scheme: str) -> Origin:
         return Origin(scheme, self._host, self._port)
 
     async def _identify(self) -> None:
-        contact = await self._first_contact()
+        tls_first = self._port in TLS_FIRST_PORTS
+        contact = await self._first_contact(tls_first)
         if contact.greeting:
             self._learnt.apply_greeting(classify_greeting(contact.greeting), contact.greeting)
-        elif contact.tls is not None and contact.tls.spoke_tls:
-            await self._inside_tls(contact.tls, contact.inside)
-        else:
-            if contact.closed_silently:
-                self._learnt.note("accepts connections and closes them without a word")
-            await self._client_first(contact.reply)
+            return
+        if contact.closed_silently:
+            self._learnt.note("accepts connections and closes them without a word")
+        if contact.tls is not None and contact.tls.outcome.spoke_tls:
+            await self._inside_tls(contact.tls.outcome, contact.tls.inside)
+            return
+        plain = contact.plain
+        if plain is None and (tls_first or contact.closed_silently):
+            plain = await self._plain_get()  # not asked yet, or it hung up on an idle client
+        if isinstance(plain, HttpResponse) and not http.asks_for_tls(plain):
+            origin = self._origin("http")
+            self._learnt.apply_http(await http.survey(plain, self._plain_channel, origin), "http")
+            return
+        if (isinstance(plain, NotHttp) and plain.data and not looks_like_tls(plain.data[:3])
+                and self._named_by_reply(plain.data)):
+            return
+        if not tls_first:
+            tls = await self._tls_contact()
+            if tls is not None and tls.outcome.spoke_tls:
+                await self._inside_tls(tls.outcome, tls.inside)
+                return
+        await self._try_mqtt(self._plain_channel)
 
-    async def _first_contact(self) -> _FirstContact:
+    async def _first_contact(self, tls_first: bool) -> _FirstContact:
+        """Listen for a greeting; a silent port gets its first probe on the same connection:
+        a GET, or on the ports that conventionally carry TLS a ClientHello."""
         async with self._open() as raw:
             wait = min(greeting_wait(raw.rtt, seconds_left(raw.deadline)), raw.read_timeout)
             greeting = await read_greeting(raw, deadline_after(wait))
+            if greeting.data.startswith(b"SSH-") and not greeting.closed:
+                # identify ourselves before hanging up: sshd then logs a plain close
+                with contextlib.suppress(*PROBE_ERRORS):
+                    await raw.send(IDENTIFICATION_LINE)
             if greeting.data or greeting.closed:
                 return _FirstContact(greeting=greeting.data, closed_silently=greeting.closed)
-            # Silent: a TLS server waits for our ClientHello. Servers answer it in one round
-            # trip; one that has not started to by then is not doing TLS.
-            tls_deadline = share_of_remaining(
-                raw, 0.5, floor=4 * raw.rtt, ceiling=max(1.0, 4 * raw.rtt)
-            )
-            try:
-                outcome = await start_tls(raw, self._options.sni, tls_deadline)
-            except PROBE_ERRORS:
-                return _FirstContact()  # it hung up on the ClientHello: not TLS, try the rest
-            if outcome.channel is None:
-                return _FirstContact(tls=outcome, reply=outcome.reply)
-            self._learnt.apply_tls(session_summary(outcome.channel))
-            first_byte = share_of_remaining(outcome.channel, 0.7, floor=0.0, ceiling=60.0)
-            inside: HttpResponse | NotHttp | None = None
+            if tls_first:
+                with contextlib.suppress(*PROBE_ERRORS):
+                    return _FirstContact(tls=await self._start_tls_on(raw))
+                return _FirstContact()
+            plain: HttpResponse | NotHttp | None = None
             with contextlib.suppress(*PROBE_ERRORS):
-                inside = await http.exchange(
-                    outcome.channel, self._origin("https"), "/", first_byte
-                )
-            return _FirstContact(tls=outcome, inside=inside)
+                first_byte = share_of_remaining(raw, 0.75, floor=0.0, ceiling=60.0)
+                plain = await http.exchange(raw, self._origin("http"), "/", first_byte)
+            return _FirstContact(plain=plain)
+
+    async def _plain_get(self) -> HttpResponse | NotHttp | None:
+        try:
+            async with self._plain_channel() as channel:
+                first_byte = share_of_remaining(channel, 0.75, floor=0.0, ceiling=60.0)
+                return await http.exchange(channel, self._origin("http"), "/", first_byte)
+        except PROBE_ERRORS:
+            return None
+
+    async def _tls_contact(self) -> _TlsContact | None:
+        """A ClientHello on a fresh connection (see _start_tls_on)."""
+        try:
+            async with self._open() as raw:
+                return await self._start_tls_on(raw)
+        except PROBE_ERRORS:
+            return None  # it hung up on the ClientHello: not TLS
+
+    async def _start_tls_on(self, raw: AsyncStream) -> _TlsContact:
+        """A ClientHello, and a GET inside if the handshake completes.
+
+        Servers answer a ClientHello in one round trip; one that has not started to by then
+        is not doing TLS."""
+        round_trips = 4 * raw.rtt
+        tls_deadline = share_of_remaining(raw, 0.5, floor=round_trips,
+                                          ceiling=max(1.0, round_trips))
+        outcome = await start_tls(raw, self._options.sni, tls_deadline)
+        if outcome.channel is None:
+            return _TlsContact(outcome)
+        self._learnt.apply_tls(session_summary(outcome.channel))
+        first_byte = share_of_remaining(outcome.channel, 0.7, floor=0.0, ceiling=60.0)
+        inside: HttpResponse | NotHttp | None = None
+        with contextlib.suppress(*PROBE_ERRORS):
+            inside = await http.exchange(outcome.channel, self._origin("https"), "/", first_byte)
+        return _TlsContact(outcome, inside)
+
+    def _named_by_reply(self, reply: bytes) -> bool:
+        """A non-HTTP answer to our GET: a late greeting (an SMTP pre-greet delay), or a
+        service that answers any line (Redis' -ERR)."""
+        late = classify_greeting(reply)
+        if late.service and late.service != "http":
+            self._learnt.apply_greeting(late, reply)
+            return True
+        return self._recognised(reply)
 
     async def _inside_tls(
         self, outcome: TlsOutcome, inside: HttpResponse | NotHttp | None
@@ -281,27 +359,6 @@ class PortProbe:
         if inside is not None and inside.data and self._recognised(inside.data):
             return  # a server-first protocol inside TLS (IMAPS, SMTPS...) greeted us
         await self._try_mqtt(self._tls_channel)
-
-    async def _client_first(self, reply_to_client_hello: bytes) -> None:
-        if reply_to_client_hello:
-            late = classify_greeting(reply_to_client_hello)  # e.g. an SMTP pre-greet delay
-            if late.service and late.service != "http":
-                self._learnt.apply_greeting(late, reply_to_client_hello)
-                return
-        origin = self._origin("http")
-        answer: HttpResponse | NotHttp | None = None
-        try:
-            async with self._plain_channel() as channel:
-                first_byte = share_of_remaining(channel, 0.75, floor=0.0, ceiling=60.0)
-                answer = await http.exchange(channel, origin, "/", first_byte)
-        except PROBE_ERRORS:
-            answer = None
-        if isinstance(answer, HttpResponse):
-            self._learnt.apply_http(await http.survey(answer, self._plain_channel, origin), "http")
-            return
-        if answer is not None and answer.data and self._recognised(answer.data):
-            return
-        await self._try_mqtt(self._plain_channel)
 
     def _recognised(self, reply: bytes) -> bool:
         """Name the service from a non-HTTP reply if we can; else keep it as the banner."""

@@ -8,6 +8,7 @@ being identified. Reads go through the bounded channel; parsing is in http_parse
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -63,6 +64,22 @@ class HttpSurvey:
     redirects: tuple[Redirect, ...]
     title: str | None
     favicon: Favicon | None
+
+
+# What a TLS server (nginx, Apache, Go) answers a plain-HTTP request with: "speak TLS to me".
+_TLS_REQUIRED = re.compile(
+    r"plain HTTP request was sent to HTTPS port|speaking plain HTTP to an SSL-enabled"
+    r"|HTTP request to an HTTPS server|requires? (?:TLS|SSL|HTTPS)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_tls(response: HttpResponse) -> bool:
+    """A 400 that says the port wants TLS: not a plain-HTTP service, try a ClientHello."""
+    if response.status != 400:
+        return False
+    text = f"{response.head.reason} {response.body[:4096].decode('latin-1')}"
+    return bool(_TLS_REQUIRED.search(text))
 
 
 def page_request(path: str) -> Request:

@@ -4,7 +4,7 @@ nmap knows thousands of service fingerprints; we only ask it about what is left 
 say so (source "nmap"). Only answers nmap got by probing count: its `method="table"`
 answers are guesses from the port number, which is exactly what identification must not do.
 
-In a scan, each unnamed port gets its own nmap process, run concurrently with everything else
+Each unnamed port gets its own nmap process, run concurrently with everything else
 and bounded by the port's deadline for real: nmap's own --host-timeout is set a little before
 it, and at the deadline the whole process group is killed (nmap -sV can overrun its
 --host-timeout on a server that sends garbage after a TLS ServerHello). nmap opens one probe
@@ -22,7 +22,6 @@ import shutil
 import signal
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +46,21 @@ def nmap_available() -> bool:
     return shutil.which("nmap") is not None
 
 
+@dataclass(frozen=True)
+class NmapOutcome:
+    service: NmapService | None  # what nmap named by probing, if anything
+    note: str | None = None  # why there is no answer, when the user should know
+
+
 async def nmap_identify_port(
     address: IPAddress, port: int, deadline: float, budget: ScanBudget
-) -> NmapService | None:
+) -> NmapOutcome:
     """nmap's probed answer for one port, ending by `deadline` whatever nmap does."""
     seconds = deadline - time.monotonic()
-    if seconds < MIN_USEFUL_SECONDS or not nmap_available():
-        return None
+    if seconds < MIN_USEFUL_SECONDS:
+        return NmapOutcome(None, "nmap -sV not run: too little of the port's deadline left")
+    if not nmap_available():
+        return NmapOutcome(None)  # optional: the scan said so once (CLI)
     for _ in range(NMAP_CONNECTIONS_BOOKED):
         await budget.bucket.take_async()
     argv = ["nmap", *port_arguments(address, port, seconds - KILL_MARGIN_S, budget), str(address)]
@@ -63,24 +70,32 @@ async def nmap_identify_port(
             stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
         )
     except OSError:
-        return None
+        return NmapOutcome(None)
     try:
-        output = await asyncio.wait_for(_read_capped(process), deadline - time.monotonic())
+        wait = deadline - time.monotonic()
+        output = await asyncio.wait_for(_read_capped(process), wait)
     except TimeoutError:
         log.debug("nmap -sV on port %s killed at the port's deadline", port)
-        return None
+        return NmapOutcome(None, "nmap -sV stopped (its process group killed) at the port's "
+                                 "deadline: no answer from it")
     finally:  # a timeout, a cancelled scan, anything: no nmap outlives its port
         if process.returncode is None:
             _kill_group(process)
             await process.wait()
-    return parse_nmap_services(output.decode("utf-8", "replace"), {port}).get(port)
+    return NmapOutcome(parse_nmap_services(output.decode("utf-8", "replace"), {port}).get(port))
 
 
 async def _read_capped(process: asyncio.subprocess.Process) -> bytes:
+    """nmap's output to its end (or OUTPUT_CAP bytes), then its exit."""
     assert process.stdout is not None
-    data = await process.stdout.read(OUTPUT_CAP)
+    data = bytearray()
+    while len(data) < OUTPUT_CAP:
+        chunk = await process.stdout.read(OUTPUT_CAP - len(data))
+        if not chunk:
+            break
+        data += chunk
     await process.wait()
-    return data
+    return bytes(data)
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:
@@ -124,51 +139,9 @@ class NmapService:
         }
 
 
-def nmap_identify(
-    address: IPAddress, ports: Sequence[int], options: IdentifyOptions
-) -> dict[int, NmapService]:
-    """nmap's probed answer per port; {} when nmap is missing or fails (never raises)."""
-    if not ports:
-        return {}
-    try:
-        import nmap  # python-nmap; imported here so scans without the fallback never pay
-    except ImportError:
-        return {}
-    try:
-        scanner = nmap.PortScanner()
-    except nmap.PortScannerError:
-        return {}  # nmap is not installed: the fallback is optional, skip it quietly
-    host_timeout = host_timeout_seconds(options)
-    try:
-        scanner.scan(
-            hosts=str(address),
-            ports=",".join(str(port) for port in sorted(set(ports))),
-            arguments=nmap_arguments(address, options),
-            timeout=host_timeout + 10,
-        )
-        xml_output = scanner.get_nmap_last_output()
-    except Exception:  # PortScannerError, PortScannerTimeout, odd output: no fallback
-        return {}
-    text = xml_output.decode("utf-8", "replace") if isinstance(xml_output, bytes) else xml_output
-    return parse_nmap_services(text, set(ports))
-
-
-def host_timeout_seconds(options: IdentifyOptions) -> int:
-    return max(MIN_HOST_TIMEOUT_S, int(options.timeout * 5))
-
-
-def nmap_arguments(address: IPAddress, options: IdentifyOptions) -> str:
-    arguments = [
-        "-sV",
-        "-sT",  # plain connects: no privileges needed, no raw packets
-        "-Pn",  # discovery already found the ports open
-        "-n",
-        f"--max-parallelism={max(1, options.max_connections_per_host)}",
-        f"--host-timeout={host_timeout_seconds(options)}s",
-    ]
-    if address.version == 6:
-        arguments.append("-6")
-    return " ".join(arguments)
+def nmap_seconds(options: IdentifyOptions) -> float:
+    """Identification on its own (no scan around it): how long the fallback may take."""
+    return float(max(MIN_HOST_TIMEOUT_S, int(options.timeout * 5)))
 
 
 def parse_nmap_services(xml_text: str, wanted: set[int]) -> dict[int, NmapService]:

@@ -87,7 +87,20 @@ GREETING_RULES: dict[str, tuple[ProductRule, ...]] = {
         _rule("MySQL", r"^(?P<version>\d+\.\d+\.\d+)"),
     ),
     "mqtt": (_rule("mosquitto", r"mosquitto(?: version)?[ /](?P<version>\d[\w.]*)"),),
+    "rsync": (_rule("rsync daemon", r"^@RSYNCD: "),),
 }
+
+# Server-speaks-first protocols named by their first line alone (beyond banner.py's own).
+GREETING_SERVICES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("rsync", re.compile(r"^@RSYNCD: \d{1,3}(\.\d{1,3})?( |$)")),
+)
+
+
+def greeting_service(first_line: str) -> str | None:
+    """The service a greeting's first line names by itself, from GREETING_SERVICES."""
+    line = first_line[:256]
+    return next((service for service, pattern in GREETING_SERVICES if pattern.match(line)), None)
+
 
 # The HTTP Server header (and X-Powered-By when Server says nothing useful).
 HTTP_SERVER_RULES: tuple[ProductRule, ...] = (
@@ -130,6 +143,23 @@ HTTP_TITLE_RULES: tuple[ProductRule, ...] = (
     _rule("InfluxDB", r"^InfluxDB\b"),
     _rule("Synology DiskStation", r"Synology"),
     _rule("Vaultwarden", r"Vaultwarden|Bitwarden Web Vault"),
+    _rule("Jupyter", r"^(Jupyter Server|JupyterLab|Jupyter Notebook|Home Page - Select or)"),
+    _rule("qBittorrent", r"^qBittorrent Web UI"),
+    _rule("Deluge", r"^Deluge(?: WebUI)?(?: (?P<version>\d[\w.]*))?"),
+    _rule("Transmission", r"^Transmission Web Interface"),
+    _rule("Syncthing", r"^Syncthing\b"),
+    _rule("CUPS", r"CUPS (?P<version>\d+\.\d+(?:\.\d+)?)$"),
+    _rule("Node Exporter", r"^Node Exporter$"),
+    _rule("Cockpit", r"^Cockpit\b"),
+    _rule("Webmin", r"^Login to Webmin|Webmin\b"),
+    _rule("Uptime Kuma", r"^Uptime Kuma"),
+    _rule("OctoPrint", r"^OctoPrint\b"),
+    _rule("Gitea", r"Gitea\b"),
+    _rule("Forgejo", r"Forgejo\b"),
+    _rule("Kibana", r"^(Elastic|Kibana)$"),
+    _rule("MinIO Console", r"^MinIO Console"),
+    _rule("UniFi Network", r"^UniFi Network"),
+    _rule("Emby", r"^Emby\b"),
 )
 
 

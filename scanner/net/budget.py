@@ -50,14 +50,17 @@ class RateBucket:
 
     Taking a token is two steps. `reserve(n)` books n events in order (first come, first
     served, threads and coroutines alike: GCRA, virtual scheduling) and says how long to wait;
-    at the booked moment `confirm(n)` admits them, unless the last HARD_WINDOW_S already holds
-    `rate` events (a waiter that slept too long must not crowd the next second), in which case
-    it says how much longer to wait. `take()` and `take_async()` do both.
+    at the booked moment `confirm(n, emit)` admits them, unless the last HARD_WINDOW_S already
+    holds `rate` events (a waiter that slept too long must not crowd the next second), in which
+    case it says how much longer to wait. `emit` (sending the SYN: a non-blocking connect, a
+    sendto) runs inside the admission, under the bucket's lock, so the next admission cannot
+    happen before this packet has left: what the scanned host sees is what was admitted.
+    `take()` and `take_async()` do both steps.
 
-    Guarantees for the admitted events: in any window of T seconds at most `rate * T + burst`
-    (a burst is a few milliseconds' worth of the rate, at least 1), and in any HARD_WINDOW_S
-    (a second plus a margin for the moment between admission and the packet leaving) at most
-    `rate`, burst included. `--rate` is a promise about every second of the scan.
+    Guarantees for the packets: in any window of T seconds at most `rate * T + stated_burst`
+    (`stated_burst` = the GCRA burst, a few milliseconds' worth of the rate and at least 1, plus
+    the one packet that may still be leaving as the window opens), and in any HARD_WINDOW_S (a
+    second plus a margin) at most `rate`. `--rate` is a promise about every second of the scan.
     """
 
     def __init__(
@@ -89,8 +92,14 @@ class RateBucket:
             self._next = max(self._next, start) + count / self._pace
             return start - now
 
-    def confirm(self, count: int = 1) -> float:
-        """Admit `count` booked events now (0.0), or say how many seconds to wait first."""
+    @property
+    def stated_burst(self) -> int:
+        """The most packets above `rate * T` in any window of T seconds (the report's)."""
+        return self.burst + 1
+
+    def confirm(self, count: int = 1, emit: Callable[[], object] | None = None) -> float:
+        """Admit `count` booked events now (0.0: `emit` has run), or say how many seconds to
+        wait first."""
         with self._lock:
             now = self._clock()
             while self._recent and self._recent[0][0] <= now - HARD_WINDOW_S:
@@ -105,22 +114,24 @@ class RateBucket:
             self._recent.append((now, count))
             self._in_window += count
             self.booked += count
+            if emit is not None:
+                emit()
             return 0.0
 
-    def take(self, count: int = 1) -> None:
-        """Book, wait, be admitted (threads)."""
+    def take(self, count: int = 1, emit: Callable[[], object] | None = None) -> None:
+        """Book, wait, be admitted (threads); `emit` runs at the admission."""
         wait = self.reserve(count)
         if wait > 0:
             time.sleep(wait)
-        while (wait := self.confirm(count)) > 0:
+        while (wait := self.confirm(count, emit)) > 0:
             time.sleep(wait)
 
-    async def take_async(self, count: int = 1) -> None:
-        """Book, wait, be admitted (coroutines)."""
+    async def take_async(self, count: int = 1, emit: Callable[[], object] | None = None) -> None:
+        """Book, wait, be admitted (coroutines); `emit` runs at the admission."""
         wait = self.reserve(count)
         if wait > 0:
             await asyncio.sleep(wait)
-        while (wait := self.confirm(count)) > 0:
+        while (wait := self.confirm(count, emit)) > 0:
             await asyncio.sleep(wait)
 
 
@@ -285,9 +296,12 @@ class ScanBudget:
         return time.monotonic() + self.limits.port_deadline_s
 
     @contextlib.contextmanager
-    def connection(self, address: str, *, bulk: bool = False) -> Iterator[None]:
-        """Hold a host slot and a global slot (and a bulk slot for bulk work), and take one
-        rate token (threads).
+    def connection(
+        self, address: str, start: Callable[[], object], *, bulk: bool = False
+    ) -> Iterator[None]:
+        """Hold a host slot and a global slot (and a bulk slot for bulk work), and start the
+        connection (`start`: its non-blocking connect, which sends the SYN) at the moment the
+        rate bucket admits it (threads).
 
         The slots are taken before the token: a token is spent only on a connection that
         goes out at once.
@@ -297,15 +311,17 @@ class ScanBudget:
                 held.enter_context(self.bulk_slots(address).held())
             held.enter_context(self.host_slots(address).held())
             held.enter_context(self.global_slots.held())
-            self.bucket.take()
+            self.bucket.take(emit=start)
             self._count_connection()
             yield
 
     @contextlib.asynccontextmanager
-    async def connection_async(self, address: str) -> AsyncIterator[None]:
+    async def connection_async(
+        self, address: str, start: Callable[[], object]
+    ) -> AsyncIterator[None]:
         """The same for coroutines."""
         async with self.host_slots(address).held_async(), self.global_slots.held_async():
-            await self.bucket.take_async()
+            await self.bucket.take_async(emit=start)
             self._count_connection()
             yield
 
@@ -313,7 +329,7 @@ class ScanBudget:
         """What the report says about the budget (scan.budget in the JSON)."""
         return {
             "rate": self.limits.rate,
-            "burst": self.bucket.burst,
+            "burst": self.bucket.stated_burst,
             "timeout_s": self.limits.timeout,
             "host_connections": self.limits.host_connections,
             "global_connections": self.limits.global_connections,

@@ -42,7 +42,8 @@ Headers = Sequence[tuple[str, str]]
 
 @dataclass(frozen=True)
 class Request:
-    """One request. Never credentials; a body only for the --active login-flow start."""
+    """One request. Never credentials, never a write: a body only where a protocol reads with
+    POST (etcd's v3 range read, count only) or for the --active login-flow start."""
 
     method: str
     path: str

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import select
 import socket
 import ssl
 import time
@@ -137,20 +140,20 @@ class Dialer:
         )
         seconds_until(deadline)  # no time left: no connection, no token spent
         use_tls = endpoint.tls if tls is None else tls
-        with self.budget.connection(endpoint.address, bulk=bulk):
-            sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
-            try:
-                started = time.monotonic()
-                connected = _connect_blocking(sock, endpoint, deadline, self.read_timeout)
+        sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+        try:
+            pending = _PendingConnect(sock, endpoint)
+            with self.budget.connection(endpoint.address, pending.start, bulk=bulk):
+                connected = pending.finish_blocking(deadline, self.read_timeout)
                 if self.allowance is not None:
                     self.allowance.traffic.connections += 1
                 if use_tls:
                     connected = _wrap_tls(connected, endpoint, purpose, deadline,
                                           self.read_timeout)
                 yield Stream(connected, deadline, self.read_timeout, cap, self.allowance,
-                             rtt=time.monotonic() - started)
-            finally:
-                sock.close()
+                             rtt=pending.rtt)
+        finally:
+            sock.close()
 
     def open_socket(
         self,
@@ -178,30 +181,79 @@ class Dialer:
     ) -> AsyncIterator[AsyncStream]:
         """A connected plain AsyncStream (TLS, when wanted, is started by net.tls.start_tls)."""
         seconds_until(self.deadline)
-        async with self.budget.connection_async(endpoint.address):
-            sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                started = time.monotonic()
-                await _connect_async(sock, endpoint, self.deadline, self.read_timeout)
+        sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+        try:
+            pending = _PendingConnect(sock, endpoint)
+            async with self.budget.connection_async(endpoint.address, pending.start):
+                await pending.finish_async(self.deadline, self.read_timeout)
                 if self.allowance is not None:
                     self.allowance.traffic.connections += 1
                 yield AsyncStream(sock, self.deadline, self.read_timeout, cap, self.allowance,
-                                  rtt=time.monotonic() - started)
+                                  rtt=pending.rtt)
+        finally:
+            sock.close()
+
+
+class _PendingConnect:
+    """A non-blocking connect: `start` sends the SYN (run by the rate bucket at the moment it
+    admits the connection), `finish_*` waits for the handshake within the read timeout."""
+
+    def __init__(self, sock: socket.socket, endpoint: Endpoint) -> None:
+        self._sock = sock
+        self._address = (endpoint.address, endpoint.port)
+        self._error: int | None = None
+        self._started = 0.0
+        self.rtt = 0.0  # the TCP handshake's duration: a cheap estimate of the round trip
+
+    def start(self) -> None:
+        self._sock.setblocking(False)
+        self._started = time.monotonic()
+        self._error = self._sock.connect_ex(self._address)
+
+    def _result(self) -> bool:
+        """True when connected already; raises when the connect failed at once."""
+        if self._error == 0:
+            return True
+        if self._error != errno.EINPROGRESS:
+            raise ConnectFailed(f"connect failed: {os.strerror(self._error or 0)}")
+        return False
+
+    def _done(self) -> None:
+        error = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            raise ConnectFailed(f"connect failed: {os.strerror(error)}")
+        self.rtt = time.monotonic() - self._started
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def finish_blocking(self, deadline: float, read_timeout: float) -> socket.socket:
+        if not self._result():
+            poller = select.poll()
+            poller.register(self._sock, select.POLLOUT)
+            wait = min(read_timeout, seconds_until(deadline))
+            if not poller.poll(wait * 1000):
+                raise NetTimeout("connect timed out")
+        self._done()
+        self._sock.setblocking(True)
+        return self._sock
+
+    async def finish_async(self, deadline: float, read_timeout: float) -> None:
+        if not self._result():
+            loop = asyncio.get_running_loop()
+            wait = min(read_timeout, seconds_until(deadline))  # before the future exists
+            writable: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(self._sock.fileno(), _set_once, writable)
+            try:
+                await asyncio.wait_for(writable, wait)
+            except TimeoutError:
+                raise NetTimeout("connect timed out") from None
             finally:
-                sock.close()
+                loop.remove_writer(self._sock.fileno())
+        self._done()
 
 
-def _connect_blocking(
-    sock: socket.socket, endpoint: Endpoint, deadline: float, read_timeout: float
-) -> socket.socket:
-    sock.settimeout(min(read_timeout, seconds_until(deadline)))
-    try:
-        sock.connect((endpoint.address, endpoint.port))
-    except OSError as error:
-        raise ConnectFailed(f"connect failed: {error}") from None
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _wrap_tls(
@@ -217,19 +269,6 @@ def _wrap_tls(
         )
     except (OSError, ValueError) as error:
         raise ConnectFailed(f"TLS handshake failed: {error}") from None
-
-
-async def _connect_async(
-    sock: socket.socket, endpoint: Endpoint, deadline: float, read_timeout: float
-) -> None:
-    loop = asyncio.get_running_loop()
-    wait = min(read_timeout, seconds_until(deadline))
-    try:
-        await asyncio.wait_for(loop.sock_connect(sock, (endpoint.address, endpoint.port)), wait)
-    except TimeoutError:
-        raise NetTimeout("connect timed out") from None
-    except OSError as error:
-        raise ConnectFailed(f"connect failed: {error}") from None
 
 
 class _Bounds:

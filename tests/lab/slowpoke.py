@@ -7,7 +7,9 @@ Run inside the lab's home namespace by the budget tests (tests/lab/test_budget.p
   accepts a real 3.1.1 CONNECT (no credentials) SECONDS later;
 - drip: sends one byte a second, forever, to whoever connects;
 - garbage: streams random bytes as fast as the client reads them;
-- odd-banner: greets with a line no probe (ours or nmap's) knows, then waits.
+- odd-banner: greets with a line no probe (ours or nmap's) knows, then waits;
+- tls-garbage CERT KEY: completes a TLS handshake, then streams garbage inside it (what once
+  made nmap -sV run 37 s past its --host-timeout of 15 s).
 
 Each connection gets a thread; the process ends when the lab stops it by pid.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -81,8 +84,25 @@ MODES: dict[str, Callable[[socket.socket, float], None]] = {
 }
 
 
-def serve(mode: str, address: str, port: int, seconds: float) -> None:
-    handler = MODES[mode]
+def tls_garbage(conn: socket.socket, context: ssl.SSLContext) -> None:
+    with context.wrap_socket(conn, server_side=True) as tls:
+        junk = os.urandom(16384)
+        while True:
+            tls.sendall(junk)
+
+
+def tls_garbage_handler(tls: list[str]) -> Callable[[socket.socket, float], None]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls[0], tls[1])
+
+    def handler(conn: socket.socket, _seconds: float) -> None:
+        tls_garbage(conn, context)
+
+    return handler
+
+
+def serve(mode: str, address: str, port: int, seconds: float, tls: list[str]) -> None:
+    handler = tls_garbage_handler(tls) if mode == "tls-garbage" else MODES[mode]
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     server = socket.socket(family, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -99,5 +119,5 @@ def serve(mode: str, address: str, port: int, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) > 4
-          else 0.0)
+    serve(sys.argv[1], sys.argv[2], int(sys.argv[3]),
+          float(sys.argv[4]) if len(sys.argv) > 4 else 0.0, sys.argv[5:7])

@@ -457,9 +457,10 @@ def write_ha_config(
     trusted_everywhere: bool = False,
     allow_bypass_login: bool = False,
     extra: str = "",
+    tls: tuple[Path, Path] | None = None,
 ) -> Path:
     """configuration.yaml for a minimal HA; trusted_networks open to the world when asked;
-    `extra` YAML appended (more integrations)."""
+    `extra` YAML appended (more integrations); `tls` (certificate, key) serves HTTPS."""
     config_dir.mkdir(parents=True, exist_ok=True)
     providers = ""
     if trusted_everywhere:
@@ -469,6 +470,9 @@ def write_ha_config(
         port=port,
         server_hosts="\n".join(f"    - {host}" for host in hosts),
     )
+    if tls is not None:
+        text = text.replace("http:\n", f"http:\n  ssl_certificate: {tls[0]}\n"
+                                       f"  ssl_key: {tls[1]}\n", 1)
     path = config_dir / "configuration.yaml"
     path.write_text(text + extra)
     return path
@@ -482,6 +486,7 @@ def start_real_ha(
     *,
     name: str = "home-assistant",
     ready_timeout: float = 120.0,
+    https: bool = False,
 ) -> Daemon:
     """A real `hass` (from the venv the caller names) in the place's namespace.
 
@@ -507,7 +512,8 @@ def start_real_ha(
     missing = wait_for_tcp(place.netns, endpoints, ready_timeout, alive=lambda: daemon.alive)
     if missing is None:
         left = ready_timeout - (time.monotonic() - started)
-        missing = None if _wait_for_frontend(place.netns, endpoints[0], left, daemon) else missing
+        ready = _wait_for_frontend(place.netns, endpoints[0], left, daemon, https=https)
+        missing = None if ready else missing
     if missing is not None or not daemon.alive:
         daemon.stop(timeout=10)
         raise LabError(f"Home Assistant did not come up on {endpoints}: {daemon.log_tail(40)}")
@@ -515,11 +521,15 @@ def start_real_ha(
 
 
 def _wait_for_frontend(
-    netns: str | None, endpoint: tuple[str, int], timeout: float, daemon: Daemon
+    netns: str | None, endpoint: tuple[str, int], timeout: float, daemon: Daemon,
+    *, https: bool = False,
 ) -> bool:
+    connection = ("http.client.HTTPSConnection(sys.argv[1],int(sys.argv[2]),timeout=2,"
+                  "context=ssl._create_unverified_context())" if https else
+                  "http.client.HTTPConnection(sys.argv[1],int(sys.argv[2]),timeout=2)")
     argv = [sys.executable, "-c",
-            "import http.client,sys;c=http.client.HTTPConnection(sys.argv[1],int(sys.argv[2]),"
-            "timeout=2);c.request('GET','/manifest.json');sys.exit(c.getresponse().status!=200)",
+            f"import http.client,ssl,sys;c={connection};"
+            "c.request('GET','/manifest.json');sys.exit(c.getresponse().status!=200)",
             endpoint[0], str(endpoint[1])]
     deadline = time.monotonic() + max(timeout, 0)
     while time.monotonic() < deadline and daemon.alive:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from tests.lab.syn_capture import SynCapture, most_in_any_window
 pytestmark = pytest.mark.lab
 
 SLOWPOKE = Path(__file__).with_name("slowpoke.py")
-SLOW_HTTP, SLOW_MQTT, DRIP, GARBAGE = 18080, 18830, 18900, 18901
+SLOW_HTTP, SLOW_MQTT, DRIP, GARBAGE, TLS_GARBAGE = 18080, 18830, 18900, 18901, 18902
 TARPITS = tuple(range(19000, 19010))
 ANSWER_DELAY = 1.5
 
@@ -38,6 +39,8 @@ def slowpoke(mode: str, port: int, seconds: float = 0.0) -> Service:
         place = Place(lab.home_ns, (lab.HOME_V4,), lab.tmpdir)
         directory = _private_dir(place, f"{mode}-{port}")
         argv = [sys.executable, str(SLOWPOKE), mode, lab.HOME_V4, str(port), str(seconds)]
+        if lab.home_cert is not None:
+            argv += [str(lab.home_cert.chain_path), str(lab.home_cert.key_path)]
         return [_launch(place, f"{mode}-{port}", argv, [port], directory)]
 
     return Service(f"{mode}-{port}", {port: mode}, start)
@@ -58,6 +61,7 @@ def budget_lab() -> Iterator[Lab]:
         slowpoke("slow-http", SLOW_HTTP, ANSWER_DELAY),
         slowpoke("slow-mqtt", SLOW_MQTT, ANSWER_DELAY),
         slowpoke("drip", DRIP), slowpoke("garbage", GARBAGE),
+        slowpoke("tls-garbage", TLS_GARBAGE),
         *(tarpit(port) for port in TARPITS),
     ]
     with Lab(services=services) as lab:
@@ -135,6 +139,30 @@ def test_silent_dripping_and_garbage_ports_end_at_their_deadline(budget_lab: Lab
     assert seconds <= deadline + 2.0, seconds  # plus discovery and start-up, never their sum
     for port in (TARPITS[0], DRIP, GARBAGE):
         assert _port(report, port)["state"] == "open"
+
+
+def _nmap_processes() -> list[str]:
+    """Every nmap running on this machine (their command lines), read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if argv and Path(argv[0].decode(errors="replace")).name == "nmap":
+                    found.append(" ".join(part.decode(errors="replace") for part in argv))
+    return found
+
+
+def test_the_nmap_fallback_ends_at_the_port_deadline(budget_lab: Lab) -> None:
+    """TLS, then garbage inside it: nothing names the port, nmap -sV would run long past its
+    own --host-timeout; it is killed with its process group at the port's deadline."""
+    before = {line for line in _nmap_processes() if str(TLS_GARBAGE) in line}
+    report, _ = _timed_scan(budget_lab, str(TLS_GARBAGE))
+    port = _port(report, TLS_GARBAGE)
+    assert port["tls"] is True and port["service"] is None
+    assert "killed" in port["details"]["probe"]["nmap"], port["details"]["probe"]
+    leftovers = {line for line in _nmap_processes() if str(TLS_GARBAGE) in line} - before
+    assert leftovers == set()
 
 
 def test_ten_silent_ports_cost_about_one(budget_lab: Lab) -> None:

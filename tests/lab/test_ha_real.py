@@ -83,20 +83,29 @@ def test_real_ha_fresh_then_trusted_networks(real_lab: Lab, hass: Path) -> None:
     assert not (config_dir / "ip_bans.yaml").exists()  # HA banned nobody
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the scan's TLS ClientHello on HA's plain-HTTP port makes HA 2024.1 (aiohttp 3.9) log "
-    "'BadStatusLine: Invalid method encountered: b\"\\x16\\x03\\x01...\"' with a traceback; "
-    "identification must try HTTP first on a port that answers HTTP (scanner/identification, "
-    "the network layer of issue 12). Remove this mark when it passes."))
-def test_real_ha_log_has_no_traceback_from_a_scan(real_lab: Lab, hass: Path) -> None:
-    config_dir = real_lab.tmpdir / "ha-config-tracebacks"
-    write_ha_config(config_dir, hosts=[real_lab.HOME_V4, real_lab.HOME_V6], port=PORT)
-    daemon = start_real_ha(real_lab, hass, config_dir, PORT)
+LOG_LEVELS_THAT_COMPLAIN = (" WARNING ", " ERROR ", " CRITICAL ", "Traceback")
+
+
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_real_ha_log_has_no_warning_from_a_scan(real_lab: Lab, hass: Path, https: bool) -> None:
+    """A full default scan of HA's port (identification, the HA check, TLS grading on HTTPS)
+    leaves no WARNING, ERROR or traceback in HA's log."""
+    config_dir = real_lab.tmpdir / f"ha-config-log-{'https' if https else 'http'}"
+    tls = None
+    if https:
+        assert real_lab.home_cert is not None
+        tls = (real_lab.home_cert.chain_path, real_lab.home_cert.key_path)
+    write_ha_config(config_dir, hosts=[real_lab.HOME_V4, real_lab.HOME_V6], port=PORT, tls=tls)
+    daemon = start_real_ha(real_lab, hass, config_dir, PORT, https=https)
     try:
         log = config_dir / "home-assistant.log"
         before = len(log.read_text(errors="replace").splitlines())
-        scan_json(real_lab, Lab.HOME_V4, "--ports", str(PORT), *LAB_SPEED)
+        report = scan_json(real_lab, Lab.HOME_V4, "--ports", str(PORT), *LAB_SPEED,
+                           "--ca-file", str(real_lab.ca_pem))
         after = log.read_text(errors="replace").splitlines()[before:]
     finally:
         daemon.stop(timeout=30)
-    assert [line for line in after if "Traceback" in line or "aiohttp.server" in line] == []
+    (target,) = report["targets"]
+    (port,) = [entry for entry in target["ports"] if entry["port"] == PORT]
+    assert port["product"] == "Home Assistant" and port["tls"] is https  # the scan did its work
+    assert [line for line in after if any(mark in line for mark in LOG_LEVELS_THAT_COMPLAIN)] == []

@@ -9,6 +9,7 @@ import pytest
 
 from scanner.discovery.base import DiscoveryOptions, PortState
 from scanner.discovery.connect import ConnectEngine, _probe
+from scanner.net import RateBucket
 from scanner.targets import parse_targets
 
 
@@ -42,7 +43,8 @@ def test_busy_event_loop_does_not_turn_open_into_filtered(listener: int) -> None
     """The handshake completes while the loop is blocked past the probe's timeout."""
 
     async def hog_then_probe() -> PortState:
-        probe = asyncio.create_task(_probe(socket.AF_INET, "127.0.0.1", listener, 0.05))
+        bucket = RateBucket(1000)
+        probe = asyncio.create_task(_probe(socket.AF_INET, "127.0.0.1", listener, 0.05, bucket))
         await asyncio.sleep(0)  # let the probe send its SYN
         time.sleep(0.3)  # a saturated loop: the probe's timer is long overdue when it runs
         return await probe

@@ -16,8 +16,9 @@ from scanner.identification import IdentifyOptions, identify_services
 from scanner.identification.banner import classify_greeting, greeting_wait
 from scanner.identification.http import favicon_hash, page_request
 from scanner.identification.mqtt import PROBE, parse_connack
-from scanner.identification.nmap_fallback import nmap_arguments, parse_nmap_services
+from scanner.identification.nmap_fallback import parse_nmap_services, port_arguments
 from scanner.identification.shodan_view import ShodanEvidence, shodan_queries
+from scanner.net import Limits, ScanBudget
 from scanner.net.http_parse import (
     Origin,
     data_uri_bytes,
@@ -239,17 +240,14 @@ def test_nmap_xml_keeps_probed_answers_only() -> None:
     assert (found[11211].product, found[11211].version) == ("Memcached", "1.6.18")
     assert found[11211].cpes == ("cpe:/a:memcached:memcached:1.6.18",)
     assert (found[8443].service, found[8443].tls) == ("http", True)
-    arguments = nmap_arguments(ipaddress.ip_address("::1"), IdentifyOptions())
-    assert "-sV" in arguments and "-6" in arguments and "--max-parallelism=8" in arguments
+    budget = ScanBudget(Limits(rate=50))
+    arguments = port_arguments(ipaddress.ip_address("::1"), 8443, 3.7, budget)
+    assert "-sV" in arguments and "-6" in arguments and "--max-parallelism=1" in arguments
+    assert "--host-timeout=3s" in arguments and "--scan-delay=20ms" in arguments
 
 
 def test_nmap_missing_is_skipped_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nmap
-
-    def no_nmap(*_args: object, **_kwargs: object) -> None:
-        raise nmap.PortScannerError("nmap program was not found in path")
-
-    monkeypatch.setattr(nmap.PortScanner, "__init__", no_nmap)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nmap to be found
 
     def silent(conn: socket.socket, server: servers.ThreadServer) -> None:
         servers.wait_until_stopped(conn, server)

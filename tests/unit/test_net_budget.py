@@ -170,7 +170,7 @@ def test_the_host_cap_holds_across_threads() -> None:
 
     def connect() -> None:
         barrier.wait()
-        with budget.connection("203.0.113.10"):
+        with budget.connection("203.0.113.10", lambda: None):
             time.sleep(0.02)
 
     workers = [threading.Thread(target=connect) for _ in range(8)]

@@ -8,6 +8,7 @@ is garbage-collected is attributed to whatever code runs at that moment).
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import socket
 import time
@@ -16,7 +17,7 @@ import warnings
 import pytest
 
 from scanner.net import AsyncStream, NetTimeout
-from scanner.net.stream import Endpoint, _connect_async
+from scanner.net.stream import Endpoint, _PendingConnect
 
 
 def _unawaited(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -54,8 +55,9 @@ def test_a_connect_with_no_budget_left_leaves_no_coroutine_unawaited() -> None:
         # must not be created once the deadline is gone.
         endpoint = Endpoint("127.0.0.1", listener.getsockname()[1])
         with socket.socket() as sock:
-            sock.setblocking(False)
-            await _connect_async(sock, endpoint, time.monotonic() - 1, 1.0)
+            pending = _PendingConnect(sock, endpoint)
+            pending._error = errno.EINPROGRESS  # the SYN is out, the handshake not done
+            await pending.finish_async(time.monotonic() - 1, 1.0)
 
     with listener, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

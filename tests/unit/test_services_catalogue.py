@@ -50,7 +50,24 @@ EXPECTED = {
     "portainer-admin": ("portainer", "required"),
     "zigbee2mqtt-open": ("zigbee2mqtt", "none"),
     "zigbee2mqtt-token": ("zigbee2mqtt", "required"),
+    "nextcloud-installer": ("nextcloud", "none"),
+    "nextcloud-installed": ("nextcloud", "required"),
+    "couchdb-admin-party": ("couchdb", "none"),
+    "couchdb-secured": ("couchdb", "required"),
+    "kibana-open": ("kibana", "none"),
+    "kibana-secured": ("kibana", "required"),
+    "proxmox-ve": ("proxmox_ve", "required"),
+    "webmin": ("webmin", "required"),
+    "synology-dsm": ("synology_dsm", "required"),
+    "unifi-network": ("unifi", "required"),
+    "plex-claimed": ("plex", "required"),
+    "gitea-install": ("gitea", "none"),
+    "gitea-installed": ("gitea", "required"),
+    "minio": ("minio", "required"),
+    "vaultwarden": ("vaultwarden", "required"),
+    "uptime-kuma": ("uptime_kuma", "required"),
 }
+EXPOSED = {"proxmox-ve", "webmin", "synology-dsm", "unifi-network"}
 # the title identification would have found (hints), per fixture
 TITLES = {
     "code-server-none": "code-server",
@@ -59,7 +76,16 @@ TITLES = {
     "portainer-no-admin": "Portainer", "portainer-admin": "Portainer",
     "zigbee2mqtt-open": "Zigbee2MQTT", "zigbee2mqtt-token": "Zigbee2MQTT",
     "pihole-v6-nopassword": "Pi-hole - pihole", "pihole-v6-password": "Pi-hole - pihole",
+    "proxmox-ve": "pve - Proxmox Virtual Environment", "webmin": "Login to Webmin",
+    "synology-dsm": "Synology DiskStation - nas",
+    "gitea-install": "Installation -  Gitea: Git with a cup of tea",
+    "gitea-installed": "Gitea: Git with a cup of tea", "uptime-kuma": "Uptime Kuma",
+    "vaultwarden": "Vaultwarden Web", "nextcloud-installer": "Nextcloud",
+    "nextcloud-installed": "Nextcloud", "plex-claimed": "Unauthorized",
 }
+# the redirect identification followed (Location hints), per fixture
+REDIRECTS = {"kibana-open": "/spaces/enter", "kibana-secured": "/login?next=%2F",
+             "unifi-network": "/manage"}
 RELATIVE_LOGIN = {"code-server-password"}
 
 
@@ -77,12 +103,12 @@ def test_definitions_are_well_formed() -> None:
     assert len(keys) == len(set(keys))
     for product in HTTP_PRODUCTS:
         assert product.remedy.text and product.remedy.references, product.key
-        assert product.open_title and product.usual_ports
+        assert product.usual_ports and (product.open_title or not product.open_when)
         for rule in (*product.identify, *product.open_when):
             for _, match in rule.when:
                 assert not match.status_only, f"{product.key}: a status code alone"
         if not product.then_probe:
-            assert product.open_when, product.key
+            assert product.open_when or product.locked_when or product.exposed, product.key
     for product in PROTOCOL_PRODUCTS:
         assert product.probe in PROBES and product.remedy.text, product.key
 
@@ -158,6 +184,12 @@ def test_fixture_through_the_engine(replays: dict[str, int], name: str) -> None:
     http: dict[str, object] = {"title": TITLES.get(name), "status": 200}
     if name in RELATIVE_LOGIN:
         http["redirects"] = [{"status": 302, "location": "./login", "followed": True}]
+    if name in REDIRECTS:
+        http["redirects"] = [{"status": 302, "location": REDIRECTS[name], "followed": True}]
+    if name == "webmin":
+        http["server"] = "MiniServ/2.105"
+    if name == "minio":
+        http["server"] = "MinIO"
     result = CHECK.run(_context(replays[name], http))
     expected = EXPECTED[name]
     if expected is None:
@@ -169,6 +201,7 @@ def test_fixture_through_the_engine(replays: dict[str, int], name: str) -> None:
     ids = {finding.id for finding in result.findings}
     assert ("service.unauthenticated" in ids) == (auth == "none")
     assert ("service.auth_required" in ids) == (auth == "required")
+    assert ("service.exposed" in ids) == (name in EXPOSED)
 
 
 def test_fixtures_name_their_provenance() -> None:

@@ -19,13 +19,36 @@ from typing import Any
 from scanner.checks.base import CheckContext, CheckResult, Finding, Severity
 from scanner.checks.services.catalogue import (
     AUTH_REQUIRED,
+    CATALOGUE,
     CLEARTEXT_AUTH,
+    EXPOSED,
     FINDINGS,
     UNAUTHENTICATED,
 )
-from scanner.checks.services.engine import Judged, applicable_protocols, assess_port
-from scanner.checks.services.model import Auth, HttpProduct, ProtocolProduct
+from scanner.checks.services.engine import PROBES, Judged, applicable_protocols, assess_port
+from scanner.checks.services.loader import CatalogueError
+from scanner.checks.services.model import (
+    REFUSED_BEFORE_LOGIN,
+    Auth,
+    HttpProduct,
+    ProtocolProduct,
+)
 
+
+def _require_known_probes() -> None:
+    """Every probe a product file names exists (checked once, at import)."""
+    for product in CATALOGUE.all():
+        probe = getattr(product, "probe", None) or getattr(product, "then_probe", None)
+        if probe and probe not in PROBES:
+            raise CatalogueError(f"{product.source}: probe: no probe named {probe!r} "
+                                 f"(known: {', '.join(sorted(PROBES))})")
+        exposed = product.exposed
+        if exposed is not None and exposed.finding not in {spec.id for spec in FINDINGS}:
+            raise CatalogueError(f"{product.source}: exposed.finding: unknown finding "
+                                 f"{exposed.finding!r}")
+
+
+_require_known_probes()
 AUTH_RANK = {Auth.NONE: 2, Auth.UNKNOWN: 1, Auth.REQUIRED: 0}
 _SPECS = {spec.id: spec for spec in FINDINGS}
 
@@ -39,7 +62,7 @@ class ServicesCheck:
         return context.identity.service == "http" or bool(applicable_protocols(context))
 
     def run(self, context: CheckContext) -> CheckResult:
-        judged = assess_port(context)
+        judged = specific_first(assess_port(context))
         findings: list[Finding] = []
         notes: list[str] = []
         details: dict[str, Any] = {}
@@ -47,6 +70,7 @@ class ServicesCheck:
             findings += findings_for(item, context.port)
             notes += item.assessment.notes
             details[item.assessment.key] = details_for(item, context)
+        service = None
         if judged:
             top = max(judged, key=lambda item: AUTH_RANK[item.assessment.auth])
             details["product"] = {
@@ -54,7 +78,26 @@ class ServicesCheck:
                 "key": top.assessment.key,
                 "auth": str(top.assessment.auth),
             }
-        return CheckResult(tuple(findings), details, tuple(dict.fromkeys(notes)))
+            service = service_named(top, context)
+        product = version = None
+        if judged and not context.identity.product:  # a name where identification had none
+            product, version = top.assessment.product, top.assessment.version
+        return CheckResult(tuple(findings), details, tuple(dict.fromkeys(notes)),
+                           product=product, version=version, service=service)
+
+
+def specific_first(judged: list[Judged]) -> list[Judged]:
+    """Generic surfaces (an embedded /metrics) only where no specific product answered."""
+    specific = [item for item in judged if not getattr(item.definition, "generic", False)]
+    return specific or judged
+
+
+def service_named(item: Judged, context: CheckContext) -> str | None:
+    """The protocol a probe found where identification had no name for the port."""
+    definition = item.definition
+    if context.identity.service or not isinstance(definition, ProtocolProduct):
+        return None
+    return definition.services[0] if definition.services else None
 
 
 def findings_for(item: Judged, port: int) -> list[Finding]:
@@ -90,11 +133,15 @@ def findings_for(item: Judged, port: int) -> list[Finding]:
                 "(e.g. MQTT on 8883, SSH instead of Telnet), or a VPN. " + remedy.text,
                 port, remedy.references,
             ))
-    if isinstance(definition, ProtocolProduct) and definition.exposed_finding:
-        finding_id, severity = definition.exposed_finding
+    exposed = definition.exposed
+    if exposed is not None and not assessment.facts.get(REFUSED_BEFORE_LOGIN):
+        title = (
+            f"{assessment.product} answers from the internet; it should never face it"
+            if exposed.finding == EXPOSED.id else _SPECS[exposed.finding].title
+        )
         found.append(_finding(
-            finding_id, severity, _SPECS[finding_id].title, assessment.evidence, remedy.text,
-            port, remedy.references,
+            exposed.finding, exposed.severity, title, assessment.evidence,
+            f"{exposed.why} {remedy.text}".strip(), port, remedy.references,
         ))
     return found
 

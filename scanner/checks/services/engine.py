@@ -20,6 +20,7 @@ from typing import Any
 from scanner.checks.base import CheckContext
 from scanner.checks.services import memcached, mongodb, mqtt, redis, rtsp, smb, telnet, vnc
 from scanner.checks.services.catalogue import HTTP_PRODUCTS, MQTT_WEBSOCKET, PROTOCOL_PRODUCTS
+from scanner.checks.services.connected import CONNECTOR_PROBES
 from scanner.checks.services.markers import describe, opening_matches, reply_matches, reply_value
 from scanner.checks.services.model import (
     Assessment,
@@ -45,6 +46,7 @@ PROBES: dict[str, Probe] = {
     "rtsp": rtsp.probe,
     "smb": smb.probe,
     "mongodb": mongodb.probe,
+    **CONNECTOR_PROBES,  # issue 18: ftp, rsync, x11, postgresql, mysql, etcd, portmapper
 }
 UNKNOWN_PORT_SECONDS = 2.0  # a port nobody could name: its protocol guesses end this soon
 BODY_CAP = 128 * 1024  # product markers sit near the top of a page or in small JSON answers
@@ -122,10 +124,10 @@ SKIP_HTTP_PRODUCTS = frozenset({"Home Assistant"})
 
 
 def assess_http(context: CheckContext) -> list[Judged]:
-    if context.identity.product in SKIP_HTTP_PRODUCTS:
+    http = context.identity.details.get("http") or {}
+    if {context.identity.product, http.get("application_hint")} & SKIP_HTTP_PRODUCTS:
         return []
     fetcher = HttpFetcher(context.connector)
-    http = context.identity.details.get("http") or {}
     found = []
     for product in HTTP_PRODUCTS:
         if not hinted(product, http):

@@ -110,6 +110,16 @@ class Remedy:
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """A product whose mere presence on the internet is the risk (a database, an admin login):
+    the finding it gets whenever it is identified, even when it asks for a password."""
+
+    finding: str  # "service.exposed", "smb.exposed"
+    severity: Severity
+    why: str = ""  # in plain words: brute force, pre-auth CVEs...
+
+
+@dataclass(frozen=True)
 class HttpProduct:
     """A product with an HTTP surface, identified and judged by GETs (see catalogue.py)."""
 
@@ -127,6 +137,11 @@ class HttpProduct:
     facts: tuple[tuple[Request, str, str], ...] = ()  # (request, JSON path, details key)
     then_probe: str | None = None  # a protocol probe that decides auth once identified
     note_unknown: str = ""  # what to say when identified but auth cannot be told
+    exposed: Exposure | None = None  # presence itself is the risk (an admin login)
+    # a surface many products embed (Prometheus /metrics): said only when no specific product
+    # answered on the same port (etcd, Grafana... serve /metrics themselves)
+    generic: bool = False
+    source: str = ""  # the data file it was loaded from
 
     def __post_init__(self) -> None:
         for rule in (*self.identify, *self.open_when):
@@ -163,9 +178,10 @@ class ProtocolProduct:
     finding_open: str = "service.unauthenticated"
     severity: Severity = Severity.HIGH
     open_title: str = ""
-    exposed_finding: tuple[str, Severity] | None = None  # presence itself is the risk
+    exposed: Exposure | None = None  # presence itself is the risk (a database, SMB)
     cleartext_credentials: bool = False  # asking for credentials here means sending them in clear
     remedy: Remedy = field(default_factory=lambda: Remedy(""))
+    source: str = ""  # the data file it was loaded from
 
 
 @dataclass(frozen=True)
@@ -183,6 +199,9 @@ class ProbeOutcome:
 
 
 NOT_IDENTIFIED = ProbeOutcome(identified=False)
+# facts key: the server turned this client away before any login could start (a host rule,
+# e.g. MariaDB's "Host ... is not allowed to connect"): nothing to brute-force from here
+REFUSED_BEFORE_LOGIN = "refused_before_login"
 
 
 @dataclass(frozen=True)

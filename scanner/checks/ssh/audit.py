@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives import hashes
 from paramiko.kex_curve25519 import KexCurve25519
 from paramiko.kex_group14 import KexGroup14SHA256
 
-from scanner import __version__
 from scanner.checks.ssh.hostkeys import (
     SSH_MSG_KEX_REPLY,
     HostKey,
@@ -65,10 +64,9 @@ from scanner.checks.ssh.kexinit import (
 from scanner.checks.ssh.servers import ServerProfile, profile_for
 from scanner.checks.ssh.versions import parse_software
 from scanner.net import Connector, SocketAdapter
+from scanner.net.codecs.ssh import CLIENT_IDENTIFICATION, IDENTIFICATION_LINE
 from scanner.report.sanitize import safe_text
 
-CLIENT_IDENTIFICATION = f"SSH-2.0-exposure_{__version__}"
-IDENTIFICATION_LINE = CLIENT_IDENTIFICATION.encode("ascii") + b"\r\n"
 CONNECTION_BYTE_CAP = 256 * 1024  # per connection; a whole audit reads ~10 KB
 RECV_CHUNK = 16 * 1024
 MAX_SKIPPED_MESSAGES = 8  # SSH_MSG_IGNORE / DEBUG tolerated while waiting for a reply

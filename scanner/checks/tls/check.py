@@ -23,6 +23,8 @@ class TlsCheck:
     name = "tls"
     catalogue: tuple[FindingSpec, ...] = CATALOGUE
     after: tuple[str, ...] = ()
+    # grading has its own deadline (Limits.tls_endpoint_s) and reads no other check's details
+    runs_alongside = True
 
     def applies(self, context: CheckContext) -> bool:
         return context.identity.tls
@@ -34,6 +36,7 @@ class TlsCheck:
             hostname=context.target.hostname,
             dialer=grading_dialer(context.dialer),
             ca_file=context.options.ca_file,
+            active=context.options.active,
         )
         hsts = hsts_from_identity(context.identity.service, context.identity.details)
         outcome = scan_endpoint(endpoint, hsts)

@@ -103,6 +103,9 @@ class Endpoint:
     hostname: str | None  # what the user typed, sent as SNI; None when they typed an address
     dialer: Dialer  # the scan's budget; its deadline bounds the whole grading
     ca_file: Path | None = None
+    # --active: also the ROBOT test, whose deliberately malformed key exchanges servers log as
+    # errors (nginx: one [crit] line for each of its 5 payloads)
+    active: bool = False
 
     @property
     def timeout(self) -> float:
@@ -263,7 +266,7 @@ def scan_endpoint(endpoint: Endpoint, hsts: Hsts | None = None) -> ScanOutcome:
             return ScanOutcome(None, error, time.monotonic() - started, budget.connections)
         server = _server_info(location, config, gathered)
         if any(gathered.accepted(version) for version in PROTOCOLS):
-            _run_tests(server, budget, gathered)
+            _run_tests(server, budget, gathered, endpoint.active)
         else:  # only our own ClientHello got suites: sslyze's tests cannot handshake either
             gathered.errors["vulnerability tests"] = "no suite nassl's OpenSSLs can negotiate"
     finally:
@@ -422,7 +425,15 @@ def _walk_raw(
 # --- phase 2: the tests the grade uses ---------------------------------------------------------
 
 
-def _run_tests(server: ServerConnectivityInfo, budget: _Budget, gathered: _Gathered) -> None:
+ROBOT_NOT_ASKED = (
+    "not tested without --active: its malformed RSA key exchanges make servers log errors "
+    "(nginx: 5 [crit] lines)"
+)
+
+
+def _run_tests(
+    server: ServerConnectivityInfo, budget: _Budget, gathered: _Gathered, active: bool
+) -> None:
     from sslyze.plugins.scan_commands import ScanCommand
 
     supported = gathered.supported()
@@ -435,10 +446,13 @@ def _run_tests(server: ServerConnectivityInfo, budget: _Budget, gathered: _Gathe
                                for command in commands}
     session = budget.submit(_legacy_session, server, gathered)
     order = budget.submit(_preference, server, gathered)
-    try:  # its payloads go to the pool from here: a pool job waiting on pool jobs could starve
-        gathered.results["robot"] = _robot(server, budget, gathered)
-    except Exception as error:
-        gathered.errors["robot"] = _error_text(error)
+    if not active and _robot_plan(gathered) is not None:  # an RSA key exchange to test
+        gathered.errors["robot"] = ROBOT_NOT_ASKED
+    else:  # --active, or no RSA key exchange (not vulnerable, and nothing is sent)
+        try:  # its payloads go to the pool from here: a pool job waiting on pool jobs could
+            gathered.results["robot"] = _robot(server, budget, gathered)  # starve
+        except Exception as error:
+            gathered.errors["robot"] = _error_text(error)
     pending = [job for jobs in running.values() if isinstance(jobs, tuple) for job in jobs[1]]
     budget.wait([*pending, session, order])
     for command in commands:

@@ -6,6 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from scanner import __version__
+
+# What we say when an SSH server greets us: identification, so a connection that ends there
+# is logged by sshd as a plain "Connection closed ... [preauth]", not as a client that never
+# identified itself ("kex_exchange_identification: Connection closed by remote host").
+CLIENT_IDENTIFICATION = f"SSH-2.0-exposure_{__version__}"
+IDENTIFICATION_LINE = CLIENT_IDENTIFICATION.encode("ascii") + b"\r\n"
+
 MAX_LINE_CHARS = 255  # RFC 4253: the identification line is at most 255 characters
 MAX_PRE_LINES = 20  # lines a server may send before it (RFC 4253 allows some)
 
