@@ -21,7 +21,6 @@ PACKAGES=(
     procps time                        # ps, /usr/bin/time for peak-memory measurements
     chromium                           # tests load the HTML report in headless Chromium
     util-linux                         # unshare, setpriv (tests: isolated mounts, unprivileged runs)
-    postgresql                         # fleet: the history in PostgreSQL (tests start their own)
     # lab: the services self-hosters forward, each run open and locked down
     redis-server memcached tigervnc-standalone-server tigervnc-tools inetutils-telnetd
     unbound ntpsec snmpd miniupnpd avahi-daemon openvpn influxdb samba
