@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	@# the distribution was called `exposure` before: one owner of the `exposure` command
 	$(BIN)/pip uninstall --quiet --yes exposure 2>/dev/null || true
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,fleet]'
 	touch $(STAMP)
 
 # Everything CI runs: lint, unit tests, then lab tests against real daemons in namespaces.
@@ -88,11 +88,13 @@ demo: deps
 	    --timeout 0.5 --ports top,2222 --ca-file "$$EXPOSURE_LAB_CA" --no-store --fail-on never'
 	@echo "Other formats: add --format html -o report.html (or markdown, sarif, json)."
 
-# Full-range discovery side by side with nmap, the whole lab home, then TLS grading speed.
+# Full-range discovery side by side with nmap, the whole lab home, TLS grading speed, then
+# 64 addresses on a fleet of 1 and 2 workers next to the single-process scan.
 bench: deps
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.tls
+	$(BIN)/python -m bench.fleet
 
 # The issue-14 closing note: terminal (tmux, 100 columns), HTML screenshot, JSON summary and the
 # bad-input table of a lab home with a critical and several high findings (OUT=directory).

@@ -22,12 +22,13 @@ from scanner.checks.base import CheckOptions
 from scanner.discovery import DiscoveryOptions, choose_engine
 from scanner.discovery.udp import UDP_CATALOGUE
 from scanner.findings import FindingSpec
+from scanner.fleet.vantage import VANTAGE_DIFFERENCE
 from scanner.identification import IdentifyOptions
 from scanner.net import Limits, ScanBudget
 from scanner.net.budget import DEFAULT_GLOBAL_CONNECTIONS, DEFAULT_HOST_CONNECTIONS
 from scanner.pipeline import ANSWERS_ALL_PORTS, Pipeline, ScanObserver, ScanProgress
 from scanner.report.model import ScanReport
-from scanner.targets import TOP_PORTS, parse_targets
+from scanner.targets import TOP_PORTS, Target, parse_targets
 
 __all__ = [
     "PIPELINE_CATALOGUE",
@@ -35,6 +36,7 @@ __all__ = [
     "ScanOptions",
     "ScanProgress",
     "scan",
+    "scan_targets",
 ]
 
 
@@ -68,7 +70,10 @@ class ScanOptions:
 
 
 # Findings the pipeline itself produces (not a check): part of `exposure checks --list`.
-PIPELINE_CATALOGUE: tuple[FindingSpec, ...] = (ANSWERS_ALL_PORTS, *UDP_CATALOGUE)
+# vantage.difference comes from a fleet scan that compares vantage points (scanner/fleet).
+PIPELINE_CATALOGUE: tuple[FindingSpec, ...] = (
+    ANSWERS_ALL_PORTS, *UDP_CATALOGUE, VANTAGE_DIFFERENCE,
+)
 
 
 def scan(
@@ -91,6 +96,17 @@ def scan(
     targets = parse_targets(
         list(inputs), allow_large_range=options.allow_large_range, family=options.family
     )
+    return scan_targets(targets, options, progress, observer, skip_addresses)
+
+
+def scan_targets(
+    targets: Sequence[Target],
+    options: ScanOptions,
+    progress: ScanProgress | None = None,
+    observer: ScanObserver | None = None,
+    skip_addresses: Collection[str] = (),
+) -> ScanReport:
+    """scan() for addresses already resolved (a fleet worker gets one address and its name)."""
     engine = choose_engine(options.engine)
     budget = ScanBudget(options.limits())
     started_wall = _now()
@@ -105,7 +121,7 @@ def scan(
         budget=budget.describe(),
     )
     if observer:
-        observer.scan_started(report, targets)
+        observer.scan_started(report, list(targets))
     to_scan = [target for target in targets if str(target.address) not in skip_addresses]
     Pipeline(to_scan, options, engine, budget, report, progress, observer).run()
     report.finished_at = _now()

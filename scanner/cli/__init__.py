@@ -65,6 +65,7 @@ def _root(
 
 def _register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
+    import scanner.cli.fleet
     import scanner.cli.monitor
     import scanner.cli.preflight
     import scanner.cli.report_commands  # noqa: F401

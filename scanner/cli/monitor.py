@@ -18,6 +18,7 @@ from scanner.api import ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, Debug, NoColor, Verbose, app
 from scanner.cli import console as cli_console
+from scanner.cli.fleet import BrokerOption, FleetTimeoutOption, VantageOption, fleet_scanner
 from scanner.cli.outputs import OutputFormat, plan_outputs
 from scanner.cli.scan import render_outputs
 from scanner.cli.validate import check_ca_file, check_db_path
@@ -35,15 +36,22 @@ from scanner.store import (
     ScanRow,
     Store,
     StoreError,
-    default_db_path,
     report_from_dict,
+)
+from scanner.store.location import (
+    DbLocation,
+    default_location,
+    describe,
+    open_store,
+    parse_location,
 )
 from scanner.store.paths import DB_ENV
 from scanner.targets import parse_port_spec
 
 DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="History database (default: $EXPOSURE_DB or per-user data dir)."),
+    str | None,
+    typer.Option("--db", help="History database: a file, or postgresql://USER@HOST/DB "
+                              "(default: $EXPOSURE_DB or per-user data dir)."),
 ]
 
 
@@ -60,8 +68,8 @@ class AlertMinimum(enum.StrEnum):
     INFO = "info"
 
 
-def _db_path(db: Path | None) -> Path:
-    return db or default_db_path()
+def _db_path(db: str | None) -> DbLocation:
+    return parse_location(db) if db is not None else default_location()
 
 
 # --- history ---------------------------------------------------------------------------------
@@ -79,9 +87,9 @@ def history_command(
     cli_console.configure(no_color=no_color)
     path = _db_path(db)
     try:
-        store = Store.open(path, create=False)
+        store = open_store(path, create=False)
     except NoDatabase:
-        typer.echo(f"no scans stored yet ({path})", err=True)
+        typer.echo(f"no scans stored yet ({describe(path)})", err=True)
         if output_format is DiffFormat.JSON:
             sys.stdout.write("[]\n")
         return EXIT_OK
@@ -189,10 +197,10 @@ def _say_partial(row: ScanRow) -> None:
     sys.stderr.write(f"exposure: scan #{row.seq} is unfinished ({how_far}): partial report{rest}\n")
 
 
-def _open_store(db: Path | None) -> Store:
+def _open_store(db: str | None) -> Store:
     """The history for reading; none yet is bad input for show/diff (there is nothing to show)."""
     try:
-        return Store.open(_db_path(db), create=False)
+        return open_store(_db_path(db), create=False)
     except NoDatabase as error:
         raise BadInput(f"no scan stored yet: {error}") from None
 
@@ -334,6 +342,9 @@ def watch_command(
     identify: Annotated[
         bool, typer.Option(help="Identify services and run checks (off: port states only).")
     ] = True,
+    broker: BrokerOption = None,
+    vantage: VantageOption = None,
+    fleet_timeout: FleetTimeoutOption = None,
 ) -> int:
     """Scan every interval (with jitter), keep the history, alert only on changes."""
     cli_console.configure(verbose=verbose, debug=debug, no_color=no_color)
@@ -355,6 +366,7 @@ def watch_command(
         raise BadInput("--report-link must be an http:// or https:// URL")
     if html_report is not None and not html_report.parent.is_dir():
         raise BadInput(f"--html-report {html_report}: no such directory")
+    fleet = fleet_scanner(broker, db, vantage, fleet_timeout)
     notifiers = notifiers_from(load_settings(alert_config), _alert_names(alert))
     options = WatchOptions(
         inputs=tuple(targets),
@@ -384,7 +396,7 @@ def watch_command(
         round(jitter * 100), ", ".join(n.name for n in notifiers) or "none")
     console = _console()
     watcher = Watcher(
-        options, scan_options, notifiers, scan,
+        options, scan_options, notifiers, fleet or scan,
         on_iteration=lambda result: result.diff is not None and not result.diff.empty
         and render_diff(result.diff, console),
     )

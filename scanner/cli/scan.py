@@ -14,19 +14,25 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from scanner import __version__
-from scanner.api import PIPELINE_CATALOGUE, ScanOptions, scan
+from scanner.api import PIPELINE_CATALOGUE, ScanObserver, ScanOptions, scan
 from scanner.checks.base import CheckOptions
 from scanner.checks.registry import catalogue
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, Debug, NoColor, Verbose, app
 from scanner.cli import console as cli_console
+from scanner.cli.fleet import (
+    BrokerOption,
+    FleetTimeoutOption,
+    VantageOption,
+    fleet_scanner,
+)
 from scanner.cli.outputs import OutputFormat, OutputPlan, plan_outputs
-from scanner.cli.progress import ProgressDisplay
+from scanner.cli.progress import WHOLE_SCAN, ProgressDisplay
 from scanner.cli.signals import StopOnSignals
 from scanner.cli.validate import check_ca_file, check_db_path
 from scanner.diff import apply_baseline, load_baseline
@@ -50,6 +56,10 @@ from scanner.targets import check_target_syntax, collect_targets, parse_port_spe
 from scanner.targets.ports import compress_ports, exclude_ports
 
 __all__ = ["FailOn", "OutputFormat", "ShownSeverity", "render_outputs"]
+
+if TYPE_CHECKING:
+    from scanner.fleet.coordinator import FleetScanner
+
 
 
 
@@ -201,8 +211,10 @@ def scan_command(
     ] = False,
     # --- history (scanner/store) and baseline (scanner/diff) ---
     db: Annotated[
-        Path | None, typer.Option("--db", metavar="PATH",
-                                  help="Save the scan in this history database.")
+        str | None,
+        typer.Option("--db", metavar="PATH|URL",
+                     help="Save the scan in this history database (a file, or "
+                          "postgresql://USER@HOST/DB)."),
     ] = None,
     no_store: Annotated[
         bool, typer.Option("--no-store", help="Do not save this scan in the history.")
@@ -220,9 +232,16 @@ def scan_command(
     verbose: Verbose = 0,
     debug: Debug = False,
     no_color: NoColor = False,
+    # --- fleet (scanner/fleet) ---
+    broker: BrokerOption = None,
+    vantage: VantageOption = None,
+    fleet_timeout: FleetTimeoutOption = None,
 ) -> int:
     """Scan TARGET(s) from the outside and report what is exposed."""
     cli_console.configure(verbose=verbose, debug=debug, no_color=no_color)
+    fleet = fleet_scanner(broker, db, vantage, fleet_timeout)
+    if fleet is not None and resume is not None:
+        raise BadInput("--resume runs on this machine: it does not combine with --broker")
     if resume is not None:
         _refuse_scan_options(ctx, resume, no_store)
         settings = None
@@ -252,7 +271,7 @@ def scan_command(
         with StopOnSignals(recorder.interrupt) as guard:
             recorder.guard = guard
             with recorder.recording(settings["targets"], settings["ports"], settings):
-                report = _run_with_progress(settings["targets"], options, recorder)
+                report = _run_with_progress(settings["targets"], options, recorder, fleet)
                 report = recorder.complete_report(report)
                 apply_baseline(report, expected)
                 recorder.finish(report)
@@ -374,13 +393,32 @@ def _check_numbers(rate: int, timeout: float, retries: int) -> None:
 
 
 def _run_with_progress(
-    targets: list[str], options: ScanOptions, recorder: ScanRecorder
+    targets: list[str], options: ScanOptions, recorder: ScanRecorder,
+    fleet: FleetScanner | None = None,
 ) -> ScanReport:
     """The scan, with progress on stderr (scanner/cli/progress.py); the recorder stores
     results as they come."""
+    if fleet is not None:
+        return _run_on_fleet(fleet, targets, options, cli_console.stderr_console(),
+                             recorder.observer)
     with ProgressDisplay(cli_console.stderr_console()) as progress:
         return scan(targets, options, progress=progress.scan_callback if progress.active else None,
                     observer=recorder.observer, skip_addresses=recorder.skip_addresses)
+
+
+def _run_on_fleet(
+    fleet: FleetScanner, targets: list[str], options: ScanOptions, stderr: Console,
+    observer: ScanObserver | None,
+) -> ScanReport:
+    """One bar: tasks finished by the workers (an address per vantage, or a port range)."""
+    stage = "fleet tasks" + (f" from {', '.join(fleet.vantages)}" if fleet.vantages else "")
+    with ProgressDisplay(stderr) as progress:
+
+        def show(done: int, total: int) -> None:
+            progress.event(stage, WHOLE_SCAN, done, total)
+
+        return fleet(targets, options, progress=show if progress.active else None,
+                     observer=observer)
 
 
 # --- the reports --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from scanner.errors import BadInput
+from scanner.store.location import DbLocation, parse_location
 
 MAX_CA_FILE_BYTES = 10 * 1024 * 1024  # a bundle of every public CA is ~250 KB
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
@@ -56,12 +57,17 @@ def check_ca_file(path: Path, option: str = "--ca-file") -> Path:
     return path
 
 
-def check_db_path(path: Path, option: str = "--db") -> Path:
-    """A path that can hold the history: an existing regular file, or a file we may create.
+def check_db_path(value: str | Path, option: str = "--db") -> DbLocation:
+    """A path that can hold the history: an existing regular file, or a file we may create
+    (a PostgreSQL URL is the fleet store's: it is checked when it is opened).
 
     Only what makes the path wrong is bad input. A database that cannot be written *now*
     (a full disk, a read-only mount) is the store's business: the scan runs, its report is
     printed, and the store says why it was not saved (scanner.store.recorder's policy)."""
+    location = parse_location(value)
+    if not isinstance(location, Path):
+        return location
+    path = location
     label = f"{option} {path}"
     if path.is_dir():
         raise BadInput(f"{label}: is a directory; name a file in it, e.g. {path / 'exposure.db'}")

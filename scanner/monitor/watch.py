@@ -36,6 +36,7 @@ from scanner.monitor.schedule import DEFAULT_JITTER, next_delay
 from scanner.report.html import render_html
 from scanner.report.model import ScanReport
 from scanner.store import FindingAlert, Store, StoreError, report_from_dict
+from scanner.store.location import DbLocation, open_store
 from scanner.targets.ports import compress_ports, parse_port_spec
 
 log = logging.getLogger("exposure.watch")
@@ -61,7 +62,7 @@ class WatchOptions:
     max_iterations: int | None = None  # None: forever
     min_severity: Severity = Severity.INFO  # alerts below this are not sent
     baseline: Baseline | None = None
-    db: Path | None = None  # None: no history, the reference lives in memory only
+    db: DbLocation | None = None  # None: no history, the reference lives in memory only
     alert_existing: bool = True  # first scan of a target: alert on findings already open
     remind_s: float | None = reminders.DEFAULT_REMIND_S  # None: never remind
     remind_min_severity: Severity = reminders.DEFAULT_REMIND_MINIMUM
@@ -281,7 +282,7 @@ class Watcher:
         if self.options.db is None:
             return None
         try:
-            return Store.open(self.options.db)
+            return open_store(self.options.db)
         except StoreError as error:
             log.error("history not available this time: %s", error)
             return None

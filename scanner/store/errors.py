@@ -63,7 +63,7 @@ _WRITE_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTO
 class StoreError(ScanFailed):
     """The history database cannot be used; the message says why and what to do."""
 
-    def __init__(self, path: Path, reason: str, advice: str = "") -> None:
+    def __init__(self, path: Path | str, reason: str, advice: str = "") -> None:
         self.path = path
         self.reason = reason
         self.advice = advice.replace("FILE", str(path))

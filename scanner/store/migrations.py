@@ -18,6 +18,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scanner.store.dialect import dialect_of
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -30,9 +32,9 @@ def _create_scans(db: sqlite3.Connection) -> None:
     # One row per scan, written as 'running' when the scan starts and completed at its end, so
     # a process killed in between leaves a row that says so (see Store.mark_interrupted).
     db.execute(
-        """
+        f"""
         CREATE TABLE scans (
-            seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- what `exposure show 12` means
+            seq            {dialect_of(db).serial_key},  -- what `exposure show 12` means
             report_id      TEXT UNIQUE,        -- scan.id of the JSON report, once finished
             status         TEXT NOT NULL CHECK (status IN
                              ('running', 'complete', 'incomplete', 'failed', 'interrupted')),
@@ -57,14 +59,14 @@ def _create_scan_targets(db: sqlite3.Connection) -> None:
     # The addresses each scan covered, so `history TARGET` and `diff` find a target's scans
     # without parsing every stored report. Backfilled from the reports already stored.
     db.execute(
-        """
+        f"""
         CREATE TABLE scan_targets (
             scan_seq       INTEGER NOT NULL REFERENCES scans (seq) ON DELETE CASCADE,
             input          TEXT NOT NULL,
             address        TEXT NOT NULL,
             open_ports     INTEGER NOT NULL,
             worst_severity TEXT,
-            PRIMARY KEY (scan_seq, address)
+            PRIMARY KEY (scan_seq, address){dialect_of(db).rowid_column}
         )
         """
     )
@@ -80,7 +82,10 @@ def insert_target_rows(db: sqlite3.Connection, seq: int, report: dict) -> None:
     for target in report.get("targets", []):
         open_ports = sum(1 for port in target.get("ports", []) if port.get("state") == "open")
         db.execute(
-            "INSERT OR REPLACE INTO scan_targets VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO scan_targets (scan_seq, input, address, open_ports, worst_severity)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scan_seq, address) DO UPDATE SET"
+            " input = excluded.input, open_ports = excluded.open_ports,"
+            " worst_severity = excluded.worst_severity",
             (seq, target.get("input", ""), target.get("address", ""), open_ports,
              worst_severity_of(target.get("findings", []))),
         )
@@ -95,14 +100,14 @@ def _create_scan_progress(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE scans ADD COLUMN header TEXT")  # JSON: the report's "scan" so far
     db.execute("ALTER TABLE scans ADD COLUMN addresses_planned INTEGER")
     db.execute(
-        """
+        f"""
         CREATE TABLE scan_progress (
             scan_seq  INTEGER NOT NULL REFERENCES scans (seq) ON DELETE CASCADE,
             position  INTEGER NOT NULL,    -- the address's place in the report
             address   TEXT NOT NULL,
             stage     TEXT NOT NULL CHECK (stage IN ('ports', 'done')),
             target    TEXT NOT NULL,       -- the exposure-report/1 "targets" item, as known
-            PRIMARY KEY (scan_seq, address)
+            PRIMARY KEY (scan_seq, address){dialect_of(db).rowid_column}
         )
         """
     )
@@ -135,6 +140,44 @@ def _create_finding_alerts(db: sqlite3.Connection) -> None:
     )
 
 
+def _create_fleet_tables(db: sqlite3.Connection) -> None:
+    # A fleet scan (scanner/fleet): its tasks, one per address (and port range) and vantage,
+    # each stored by the worker that ran it. The primary key is what makes a redelivered task
+    # store its address once: the first worker to finish it wins, later ones find it done.
+    db.execute(
+        """
+        CREATE TABLE fleet_jobs (
+            job         TEXT PRIMARY KEY,   -- the report id of the fleet scan
+            status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'cancelled')),
+            inputs      TEXT NOT NULL,      -- JSON list: the targets as the user typed them
+            tasks       INTEGER NOT NULL,   -- how many tasks were sent
+            alive_until DOUBLE PRECISION,   -- the coordinator's lease: epoch, database clock
+            started_at  TEXT NOT NULL,
+            finished_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE fleet_tasks (
+            job         TEXT NOT NULL REFERENCES fleet_jobs (job) ON DELETE CASCADE,
+            task        TEXT NOT NULL,      -- what the task covers: vantage, address, ports
+            vantage     TEXT NOT NULL,      -- the vantage asked for ('' when any would do)
+            address     TEXT NOT NULL,
+            status      TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+            worker      TEXT NOT NULL,      -- host:pid of the worker that holds or held it
+            lease_until DOUBLE PRECISION,   -- while running: epoch seconds, database clock
+            attempts    INTEGER NOT NULL,   -- how many times a worker started it
+            seen_from   TEXT,               -- the vantage of the worker that finished it
+            result      TEXT,               -- its exposure-report/1 JSON (one address)
+            error       TEXT,               -- why it failed
+            finished_at TEXT,
+            PRIMARY KEY (job, task)
+        )
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scans: one row per scan, running -> complete", _create_scans),
     Migration(
@@ -146,14 +189,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "finding_alerts: open findings watch has alerted, for reminders",
               _create_finding_alerts),
+    Migration(5, "fleet_jobs, fleet_tasks: fleet scans, one row per task", _create_fleet_tables),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
 def current_version(db: sqlite3.Connection) -> int:
-    exists = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-    ).fetchone()
+    exists = db.execute(dialect_of(db).table_exists, ("schema_version",)).fetchone()
     if not exists:
         return 0
     (version,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
@@ -177,9 +219,12 @@ def migrate(db: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIO
     """
     if not pending(db, migrations):
         return current_version(db)
+    dialect = dialect_of(db)
     for migration in migrations:
-        db.execute("BEGIN IMMEDIATE")
+        db.execute(dialect.begin_write)
         try:
+            if dialect.schema_lock:
+                db.execute(dialect.schema_lock)
             _ensure_version_table(db)
             if current_version(db) >= migration.version:
                 db.execute("COMMIT")

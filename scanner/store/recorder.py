@@ -26,7 +26,8 @@ from typing import Any, TextIO, TypeVar
 from scanner.errors import BadInput
 from scanner.report.model import ScanReport
 from scanner.store.errors import NotOurDatabase, StoreError
-from scanner.store.paths import DB_ENV, default_db_path
+from scanner.store.location import DbLocation, default_location, open_store, parse_location
+from scanner.store.paths import DB_ENV
 from scanner.store.progress import NoGuard, ProgressWriter, ResumePlan, WriteGuard
 from scanner.store.store import NoDatabase, Store
 
@@ -38,7 +39,7 @@ class ScanRecorder:
     """Records one CLI scan; never raises while scanning, remembers the first problem instead."""
 
     def __init__(
-        self, path: Path | None, *, enabled: bool = True, explicit: bool = False,
+        self, path: DbLocation | None, *, enabled: bool = True, explicit: bool = False,
         guard: WriteGuard | None = None,
     ) -> None:
         self.path = path
@@ -53,19 +54,20 @@ class ScanRecorder:
         self._finished = False
 
     @classmethod
-    def for_cli(cls, db: Path | None, no_store: bool) -> ScanRecorder:
+    def for_cli(cls, db: str | Path | None, no_store: bool) -> ScanRecorder:
         """--db PATH, else $EXPOSURE_DB, else the per-user default; --no-store turns it off."""
         explicit = db is not None or bool(os.environ.get(DB_ENV))
-        return cls(db or default_db_path(), enabled=not no_store, explicit=explicit)
+        location = parse_location(db) if db is not None else default_location()
+        return cls(location, enabled=not no_store, explicit=explicit)
 
     @classmethod
-    def for_resume(cls, db: Path | None, ref: str) -> ScanRecorder:
+    def for_resume(cls, db: str | Path | None, ref: str) -> ScanRecorder:
         """The recorder of `scan --resume REF`; raises (StoreError, BadInput) when REF cannot be
         resumed: without its history there is nothing to resume."""
-        path = db or default_db_path()
+        path = parse_location(db) if db is not None else default_location()
         recorder = cls(path, explicit=True)
         try:
-            store = Store.open(path, create=False)
+            store = open_store(path, create=False)
         except NoDatabase as error:
             raise BadInput(f"--resume {ref}: {error}") from error
         try:
@@ -149,7 +151,7 @@ class ScanRecorder:
         if not self.enabled or self.path is None:
             return
         try:
-            store = self._store = Store.open(self.path)
+            store = self._store = open_store(self.path)
             self._begin_progress(store, self._guarded(
                 lambda: store.begin_scan(inputs, ports, settings)))
         except NotOurDatabase as error:

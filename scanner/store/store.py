@@ -32,6 +32,7 @@ from typing import Any, Literal, TypeVar
 from scanner import __version__
 from scanner.report.model import SCHEMA_ID
 from scanner.store import migrations
+from scanner.store.dialect import SQLITE, Dialect
 from scanner.store.errors import SchemaTooNew, StoreError, explain
 from scanner.store.ownership import APPLICATION_ID, Ownership, adopt, recognise
 
@@ -172,10 +173,17 @@ def _alive(pid: int, started: str | None) -> bool:
 
 
 class Store:
-    """Open with Store.open(); use as a context manager or call close()."""
+    """Open with Store.open(); use as a context manager or call close().
+
+    The SQLite history. PostgresStore (postgres.py) is the same store on PostgreSQL: every query
+    here is shared; what differs is how the database is opened, its Dialect and its errors.
+    """
+
+    dialect: Dialect = SQLITE
+    _errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(
-        self, path: Path, db: sqlite3.Connection, readonly: bool,
+        self, path: Path | str, db: sqlite3.Connection, readonly: bool,
         why_readonly: StoreError | None = None,
     ) -> None:
         self.path = path
@@ -400,7 +408,11 @@ class Store:
             for target in dict.fromkeys(targets):
                 db.execute("DELETE FROM finding_alerts WHERE target = ?", (target,))
             db.executemany(
-                "INSERT OR REPLACE INTO finding_alerts VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO finding_alerts (target, finding_key, finding_id, severity,"
+                " first_seen_at, last_alerted_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (target, finding_key) DO UPDATE SET finding_id = excluded.finding_id,"
+                " severity = excluded.severity, first_seen_at = excluded.first_seen_at,"
+                " last_alerted_at = excluded.last_alerted_at",
                 [(a.target, json.dumps(list(a.key)), a.key[0], a.severity, a.first_seen_at,
                   a.last_alerted_at) for a in alerts],
             )
@@ -431,7 +443,7 @@ class Store:
         query = f"SELECT {_ROW_COLUMNS} FROM scans"
         args: list[Any] = []
         if target is not None:
-            query += f" WHERE {_TARGET_MATCH}"
+            query += f" WHERE {self._target_match()}"
             args += [target, target, target]
         query += " ORDER BY seq DESC"
         if limit is not None:
@@ -523,7 +535,7 @@ class Store:
             clauses.append("inputs = ?")
             args.append(_inputs_json(inputs))
         if target is not None:
-            clauses.append(_TARGET_MATCH)
+            clauses.append(self._target_match())
             args += [target, target, target]
         if before is not None:
             clauses.append("seq < ?")
@@ -565,11 +577,18 @@ class Store:
             ports_only=tuple(address for address, stage in stages if stage == "ports"),
         )
 
+    def _target_match(self) -> str:
+        return _TARGET_MATCH.format(
+            inputs=self.dialect.json_list_contains.format(column="scans.inputs"))
+
+    def _explain(self, error: Exception) -> StoreError:
+        return explain(Path(self.path), error)
+
     def _read(self, action: Callable[[sqlite3.Connection], T]) -> T:
         try:
             return action(self._db)
-        except sqlite3.Error as error:
-            raise explain(self.path, error) from error
+        except self._errors as error:
+            raise self._explain(error) from error
 
     def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
         if self.readonly:
@@ -577,16 +596,16 @@ class Store:
                 self.path, "is read-only", "pass --db with a writable path"
             )
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(self.dialect.begin_write)
             try:
                 result = action(self._db)
                 self._db.execute("COMMIT")
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*self._errors):
                     self._db.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as error:
-            raise explain(self.path, error) from error
+        except self._errors as error:
+            raise self._explain(error) from error
         return result
 
 
@@ -597,7 +616,7 @@ _ROW_COLUMNS = (
 _TARGET_MATCH = (
     "(EXISTS (SELECT 1 FROM scan_targets t WHERE t.scan_seq = scans.seq"
     " AND (t.input = ? OR t.address = ?))"
-    " OR EXISTS (SELECT 1 FROM json_each(scans.inputs) WHERE json_each.value = ?))"
+    " OR {inputs})"
 )
 
 

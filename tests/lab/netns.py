@@ -45,7 +45,9 @@ from .services import PROFILES, Service
 NETNS_ETC = Path("/etc/netns")
 # Who owns which lab, so cleanup_stale_labs() never removes the lab of a run still going on.
 OWNER_DIR = Path("/run/exposure-lab")
-STALE_NS_RE = re.compile(r"^exp-(?:scan|home)-([0-9a-f]{6})$")
+# scan and home, and the namespaces a test adds to a lab (add_namespace): exp-ROLE-LABID
+STALE_NS_RE = re.compile(r"^exp-[a-z]{2,8}-([0-9a-f]{6})$")
+NAMESPACE_ROLE_RE = re.compile(r"^[a-z]{2,8}$")
 STOP_TIMEOUT = 3.0
 Argv = Sequence[str | os.PathLike[str]]
 # Backends tried in order; the first that takes the initial rule set is used for the lab's life.
@@ -283,6 +285,66 @@ class Lab:
         self.daemons.append(daemon)
         return daemon
 
+    # --- more of the internet (fleet tests: more namespaces, paths and addresses) --------------
+
+    def add_namespace(self, role: str) -> str:
+        """One more namespace of this lab (exp-ROLE-ID), deleted with it; no route at all yet.
+
+        It gets the lab's hosts file (home.lab resolves there too) and no default route, ever.
+        """
+        if not NAMESPACE_ROLE_RE.match(role) or role in ("scan", "home"):
+            raise LabError(f"bad namespace role {role!r}")
+        if not self.running:
+            raise LabError("add_namespace() needs a running lab")
+        name = f"exp-{role}-{self.id}"
+        ip("netns", "add", name)
+        self._namespaces.append(name)
+        self._write_owner_record()
+        for scope in ("all", "default"):
+            write_sysctl(name, f"net.ipv6.conf.{scope}.accept_dad", "0")
+        self._ip_batch(name, "link set lo up")
+        self._write_netns_etc_for(name)
+        return name
+
+    def link(
+        self, left: str, left_if: str, left_cidr: str, right: str, right_if: str, right_cidr: str,
+    ) -> None:
+        """A veth pair between two namespaces of this lab, each end with one address."""
+        known = {self.scan_ns, self.home_ns, *self._namespaces}
+        if not {left, right} <= known:
+            raise LabError(f"link() between namespaces of another lab: {left}, {right}")
+        ip("link", "add", left_if, "type", "veth", "peer", "name", right_if, "netns", right,
+           netns=left)
+        for name, dev, cidr in ((left, left_if, left_cidr), (right, right_if, right_cidr)):
+            write_sysctl(name, f"net.ipv4.neigh.{dev}.retrans_time_ms", "100")
+            self._ip_batch(name, f"link set {dev} up", f"addr add {cidr} dev {dev} nodad"
+                           if ":" in cidr else f"addr add {cidr} dev {dev}")
+        self._assert_no_default_route()
+
+    def route(self, netns: str, prefix: str, dev: str) -> None:
+        """A route to `prefix` out of `dev`, no gateway (never a default route)."""
+        if prefix in ("default", "0.0.0.0/0", "::/0"):
+            raise LabError("the lab never has a default route")
+        self._ip_batch(netns, f"route add {prefix} dev {dev}")
+        self._assert_no_default_route()
+
+    def add_home_addresses(self, addresses: Sequence[str]) -> None:
+        """More addresses on home's link to scan (/32 each: from the documentation ranges)."""
+        self._ip_batch(self.home_ns, *(f"addr add {address}/32 dev {self.HOME_IF}"
+                                       for address in addresses))
+
+    def home_rules(self, rules: Sequence[str], *, v6: bool = False) -> None:
+        """Raw filter-table rules for home's firewall, e.g. `-A EXP-OPEN -d X -j ACCEPT`.
+
+        EXP-OPEN is consulted before the final DROP: ACCEPT there opens a port, REJECT makes
+        it closed, DROP (inserted first with -I) filters it for some sources only.
+        """
+        if self._iptables is None:
+            raise LabError("the firewall is not up yet")
+        binary = self._iptables[1 if v6 else 0]
+        ruleset = "\n".join(["*filter", *rules, "COMMIT"]) + "\n"
+        run_checked([binary, "--noflush"], netns=self.home_ns, stdin=ruleset)
+
     def describe(self) -> str:
         """The lab layout, for humans."""
         ports = "\n".join(
@@ -313,7 +375,7 @@ class Lab:
             "pid": os.getpid(),
             "starttime": _proc_starttime(os.getpid()),
             "tmpdir": str(self._tmpdir),
-            "namespaces": [self.scan_ns, self.home_ns],
+            "namespaces": sorted({self.scan_ns, self.home_ns, *self._namespaces}),
         }
         (OWNER_DIR / f"{self.id}.json").write_text(json.dumps(record))
 
@@ -371,7 +433,7 @@ class Lab:
 
     def _assert_no_default_route(self) -> None:
         # The lab's whole safety rests on this: without a default route, nothing can leave.
-        for name in (self.scan_ns, self.home_ns):
+        for name in dict.fromkeys([self.scan_ns, self.home_ns, *self._namespaces]):
             for family in ("-4", "-6"):
                 routes = ip(family, "route", "show", "default", netns=name).strip()
                 if routes:
@@ -380,16 +442,19 @@ class Lab:
     def _write_netns_etc(self) -> None:
         # `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc/*: home.lab resolves from the
         # hosts file, and any other name fails against 127.0.0.1 instead of reaching a resolver.
+        for name in (self.scan_ns, self.home_ns):
+            self._write_netns_etc_for(name)
+
+    def _write_netns_etc_for(self, name: str) -> None:
         hosts = (
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
             f"{self.HOME_V4}\t{self.HOSTNAME}\n{self.HOME_V6}\t{self.HOSTNAME}\n"
         )
         resolv = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
-        for name in (self.scan_ns, self.home_ns):
-            directory = NETNS_ETC / name
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / "hosts").write_text(hosts)
-            (directory / "resolv.conf").write_text(resolv)
+        directory = NETNS_ETC / name
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "hosts").write_text(hosts)
+        (directory / "resolv.conf").write_text(resolv)
 
     def _ruleset(self, v6: bool) -> str:
         home = self.HOME_V6 if v6 else self.HOME_V4
@@ -487,7 +552,7 @@ class Lab:
         # test or a half-started service left running there before deleting it.
         for name in reversed(self._namespaces):
             _delete_netns(name)
-        for name in (self.scan_ns, self.home_ns):
+        for name in {self.scan_ns, self.home_ns, *self._namespaces}:
             shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
         left = set(self._namespaces) & set(list_netns())
         if left:
