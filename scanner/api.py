@@ -19,19 +19,15 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from scanner.checks.base import CheckOptions
+from scanner.core.report import ScanReport
 from scanner.discovery import DiscoveryOptions, choose_engine
-from scanner.discovery.udp import UDP_CATALOGUE
-from scanner.findings import FindingSpec
-from scanner.fleet.vantage import VANTAGE_DIFFERENCE
 from scanner.identification import IdentifyOptions
 from scanner.net import Limits, ScanBudget
 from scanner.net.budget import DEFAULT_GLOBAL_CONNECTIONS, DEFAULT_HOST_CONNECTIONS
-from scanner.pipeline import ANSWERS_ALL_PORTS, Pipeline, ScanObserver, ScanProgress
-from scanner.report.model import ScanReport
+from scanner.pipeline import Pipeline, ScanObserver, ScanProgress
 from scanner.targets import TOP_PORTS, Target, parse_targets
 
 __all__ = [
-    "PIPELINE_CATALOGUE",
     "ScanObserver",
     "ScanOptions",
     "ScanProgress",
@@ -67,13 +63,6 @@ class ScanOptions:
             host_connections=self.host_connections,
             global_connections=self.global_connections,
         )
-
-
-# Findings the pipeline itself produces (not a check): part of `exposure checks --list`.
-# vantage.difference comes from a fleet scan that compares vantage points (scanner/fleet).
-PIPELINE_CATALOGUE: tuple[FindingSpec, ...] = (
-    ANSWERS_ALL_PORTS, *UDP_CATALOGUE, VANTAGE_DIFFERENCE,
-)
 
 
 def scan(

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from scanner.checks.runner import PortChecks, check_port, merge_details
+from scanner.core.findings import Finding, FindingSpec, Severity
+from scanner.core.report import PortReport, ScanReport, TargetReport
 from scanner.discovery import DiscoveryEngine, HostDiscovery, PortState, discover_hosts
 from scanner.discovery.udp import UdpOptions, probe_udp, udp_findings
-from scanner.findings import Finding, FindingSpec, Severity
 from scanner.identification import PortResult, ServiceIdentity, merge_nmap, with_note
 from scanner.identification.engine import PortProbe
 from scanner.identification.nmap_fallback import NmapOutcome, nmap_identify_port
 from scanner.net import Dialer, ScanBudget
-from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.targets import IPAddress, Target
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ ANSWERS_ALL_PORTS = FindingSpec(
     severity=Severity.INFO,
     title="The host accepts connections on every port",
 )
+FINDINGS: tuple[FindingSpec, ...] = (ANSWERS_ALL_PORTS,)  # part of scanner.core.catalogue
 
 
 @dataclass

@@ -23,9 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from scanner import __version__
 from scanner.alerts import summary
+from scanner.core.findings import Severity
 from scanner.diff.model import Change, ChangeKind, ReportDiff, ScanRef
 from scanner.diff.render import change_line
-from scanner.findings import Severity
 
 log = logging.getLogger(__name__)
 

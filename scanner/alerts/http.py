@@ -11,7 +11,7 @@ import requests
 
 from scanner import __version__
 from scanner.alerts.base import Alert, AlertError, StatelessNotifier, TargetState
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 TIMEOUT_S = 10.0
 USER_AGENT = "exposure-alerts"

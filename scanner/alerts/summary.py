@@ -1,6 +1,6 @@
 """What one target looks like now, for the HA sensors and the webhook, in the report's terms.
 
-Open ports, exposed services and the TLS grade come from scanner.report.summary, the one place
+Open ports, exposed services and the TLS grade come from scanner.core.summary, the one place
 every output (terminal, JSON, HTML, history, Home Assistant) takes them from:
 
 - an open port is a distinct (host, port, protocol) open on any of the host's addresses (443/tcp
@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.findings import Severity
-from scanner.report.sanitize import safe_text
-from scanner.report.summary import ReportSummary, summarize
+from scanner.core.findings import Severity
+from scanner.core.summary import ReportSummary, summarize
+from scanner.core.text import safe_text
 
 TEXT_LIMIT = 120
 Target = Mapping[str, Any]

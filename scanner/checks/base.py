@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from scanner.findings import Finding, FindingSpec, Severity
+from scanner.core.findings import Finding, FindingSpec, Severity
 from scanner.identification.model import ServiceIdentity
 from scanner.net import Connector, Dialer, Endpoint, Limits, ScanBudget
 from scanner.targets import Target

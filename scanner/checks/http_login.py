@@ -17,8 +17,8 @@ import re
 from typing import Any
 
 from scanner.checks.base import CheckContext, CheckResult, FindingSpec, Severity
+from scanner.core.text import safe_text
 from scanner.net.http import HttpReply
-from scanner.report.sanitize import safe_text
 
 PLAIN_LOGIN = FindingSpec(
     id="http.plain_login",

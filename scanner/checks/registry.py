@@ -28,9 +28,16 @@ def all_checks() -> tuple[Check, ...]:
 
 
 def catalogue() -> list[FindingSpec]:
-    """Every finding id a check can produce (`exposure checks --list`)."""
+    """Every finding id a check can produce."""
     specs = [spec for check in all_checks() for spec in check.catalogue]
     return sorted(specs, key=lambda spec: spec.id)
+
+
+def __getattr__(name: str) -> tuple[FindingSpec, ...]:
+    # FINDINGS for scanner.core.catalogue, computed on first use: finding the checks imports them
+    if name == "FINDINGS":
+        return tuple(catalogue())
+    raise AttributeError(name)
 
 
 def _require_unique(names: list[str], what: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from scanner.checks.base import Check, CheckContext, CheckOptions, CheckResult, port_endpoint
 from scanner.checks.registry import all_checks
-from scanner.findings import Finding
+from scanner.core.findings import Finding
 from scanner.identification.model import ServiceIdentity
 from scanner.net import Connector, Dialer, Limits, ScanBudget
 from scanner.targets import Target

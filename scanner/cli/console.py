@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.text import Text
 
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 OUR_LOGGERS = ("exposure", "scanner")
 LOG_LINE_CHARS = 2000

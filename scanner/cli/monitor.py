@@ -22,14 +22,14 @@ from scanner.cli.fleet import BrokerOption, FleetTimeoutOption, VantageOption, f
 from scanner.cli.outputs import OutputFormat, plan_outputs
 from scanner.cli.scan import render_outputs
 from scanner.cli.validate import check_ca_file, check_db_path
+from scanner.core.findings import Severity
+from scanner.core.summary import open_port_count
+from scanner.core.text import safe_text
 from scanner.diff import ReportDiff, Side, diff_reports, load_baseline
 from scanner.diff.render import render_diff
 from scanner.diff.report_adapter import for_reports
 from scanner.discovery import DiscoveryOptions
 from scanner.errors import BadInput
-from scanner.findings import Severity
-from scanner.report.sanitize import safe_text
-from scanner.report.summary import open_port_count
 from scanner.store import (
     NoDatabase,
     ScanNotFound,
@@ -106,7 +106,7 @@ def history_command(
 
 
 def _open_ports(store: Store, row: ScanRow) -> int:
-    """Open ports as every report counts them (scanner.report.summary), from the stored
+    """Open ports as every report counts them (scanner.core.summary), from the stored
     report: the per-address numbers the store keeps count a name's IPv4 and IPv6 twice."""
     if not row.has_report:
         return row.open_ports

@@ -27,7 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 from scanner.targets import Target
 
 log = logging.getLogger("exposure.progress")

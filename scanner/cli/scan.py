@@ -20,9 +20,8 @@ import typer
 from rich.console import Console
 
 from scanner import __version__
-from scanner.api import PIPELINE_CATALOGUE, ScanObserver, ScanOptions, scan
+from scanner.api import ScanObserver, ScanOptions, scan
 from scanner.checks.base import CheckOptions
-from scanner.checks.registry import catalogue
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, Debug, NoColor, Verbose, app
 from scanner.cli import console as cli_console
 from scanner.cli.fleet import (
@@ -35,20 +34,20 @@ from scanner.cli.outputs import OutputFormat, OutputPlan, plan_outputs
 from scanner.cli.progress import WHOLE_SCAN, ProgressDisplay
 from scanner.cli.signals import StopOnSignals
 from scanner.cli.validate import check_ca_file, check_db_path
+from scanner.core.catalogue import finding_catalogue
+from scanner.core.findings import Severity
+from scanner.core.report import ScanReport
+from scanner.core.summary import ReportSummary, summarize
+from scanner.core.text import safe_text
 from scanner.diff import apply_baseline, load_baseline
-from scanner.diff.baseline import PORT_UNEXPECTED
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
 from scanner.errors import BadInput, ScanFailed
-from scanner.findings import Severity
 from scanner.identification.internetdb import DEFAULT_BASE_URL as INTERNETDB_DEFAULT_URL
 from scanner.report.diff import ReportDiff
 from scanner.report.html import render_html
 from scanner.report.json_report import render_json
 from scanner.report.markdown import render_markdown
-from scanner.report.model import ScanReport
-from scanner.report.sanitize import safe_text
 from scanner.report.sarif import render_sarif
-from scanner.report.summary import ReportSummary, summarize
 from scanner.report.terminal import PIPE_WIDTH, render_terminal
 from scanner.store import ScanRecorder
 from scanner.store.paths import DB_ENV
@@ -365,8 +364,7 @@ def checks_command(
     """The finding catalogue: every id a check can report, with its usual severity."""
     from scanner.checks.services.catalogue import CATALOGUE, product_rows
 
-    specs = [*catalogue(), *PIPELINE_CATALOGUE, PORT_UNEXPECTED]
-    for spec in sorted(specs, key=lambda spec: spec.id):
+    for spec in finding_catalogue():
         typer.echo(f"{spec.id:34} {spec.severity!s:9} {spec.title}")
     products = product_rows(CATALOGUE.all())
     typer.echo(f"\nProducts of the services check ({len(products)}, one data file each in "
@@ -483,7 +481,7 @@ def render_file_format(report: ScanReport, output_format: OutputFormat,
         return render_markdown(report, diff, summary)
     if output_format is OutputFormat.HTML:
         return render_html(report, diff, summary)
-    return render_sarif(report, [*catalogue(), *PIPELINE_CATALOGUE], summary)
+    return render_sarif(report, finding_catalogue(), summary)
 
 
 def table_text(report: ScanReport, summary: ReportSummary | None = None, *,

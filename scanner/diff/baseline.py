@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scanner.core.findings import FindingSpec, Severity
+from scanner.core.report import ScanReport
 from scanner.errors import BadInput
-from scanner.findings import FindingSpec, Severity
-from scanner.report.model import ScanReport
 
 MAX_BASELINE_BYTES = 1024 * 1024
 PROTOCOLS = ("tcp", "udp")
@@ -34,6 +34,7 @@ PORT_UNEXPECTED = FindingSpec(
     severity=Severity.HIGH,
     title="An open port that your baseline does not list",
 )
+FINDINGS: tuple[FindingSpec, ...] = (PORT_UNEXPECTED,)  # part of scanner.core.catalogue
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from scanner.core.findings import Severity
+from scanner.core.text import safe_text
 from scanner.diff import tls_facts
 from scanner.diff.baseline import Baseline
 from scanner.diff.model import BaselineViolation, Change, ChangeKind, ReportDiff, ScanRef
-from scanner.findings import Severity
-from scanner.report.sanitize import safe_text
 
 Report = Mapping[str, Any]
 SKIPPED_FINDINGS = frozenset({"port.unexpected"})  # derived from ports: compared as ports

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 DIFF_SCHEMA = "exposure-diff/1"
 

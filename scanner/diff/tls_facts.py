@@ -11,9 +11,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from scanner.report import grades
+from scanner.core import grades
 
-# SSL Labs letters, best first; T and M rank by the grade they would have (scanner.report.grades,
+# SSL Labs letters, best first; T and M rank by the grade they would have (scanner.core.grades,
 # the one order every output, the diff, alerts and MQTT use).
 GRADE_ORDER = grades.LETTERS
 # Days left at which an alert fires once each (21: Let's Encrypt renews at 30, so a certificate

@@ -38,9 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.findings import Finding, FindingSpec, Severity
+from scanner.core.findings import Finding, FindingSpec, Severity
+from scanner.core.text import safe_text
 from scanner.net.budget import RateBucket
-from scanner.report.sanitize import safe_text
 from scanner.targets import IPAddress
 
 OPEN, CLOSED, OPEN_FILTERED = "open", "closed", "open|filtered"
@@ -87,7 +87,7 @@ OPENVPN_DETECTED = FindingSpec(
     "An OpenVPN server answers without tls-auth/tls-crypt",
     ("https://openvpn.net/community-resources/hardening-openvpn-security/",),
 )
-UDP_CATALOGUE: tuple[FindingSpec, ...] = (
+FINDINGS: tuple[FindingSpec, ...] = (  # part of scanner.core.catalogue
     OPEN_RESOLVER, NTP_AMPLIFICATION, SSDP_EXPOSED, SNMP_PUBLIC, MDNS_EXPOSED, MEMCACHED_UDP,
     OPENVPN_DETECTED,
 )

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanner.core.report import ScanReport, TargetReport
 from scanner.fleet.spec import TaskSpec
 from scanner.fleet.vantage import combine
-from scanner.report.model import ScanReport, TargetReport
 from scanner.store.codec import report_from_dict
 from scanner.store.fleet import TaskRecord
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from scanner.findings import Finding, FindingSpec, Severity
-from scanner.report.model import PortReport, TargetReport
+from scanner.core.findings import Finding, FindingSpec, Severity
+from scanner.core.report import PortReport, TargetReport
 
 VANTAGE_DIFFERENCE = FindingSpec(
     id="vantage.difference",
     severity=Severity.MEDIUM,
     title="A port answers differently depending on where it is scanned from",
 )
+FINDINGS: tuple[FindingSpec, ...] = (VANTAGE_DIFFERENCE,)  # part of scanner.core.catalogue
 STATES = ("open", "closed", "filtered")
 REMEDIATION = (
     "The port is reachable from some places and not from others. If you set that up (a "

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanner.core.text import safe_text
 from scanner.identification.products import (
     GREETING_RULES,
     MAX_FIELD_CHARS,
@@ -22,7 +23,6 @@ from scanner.identification.products import (
 from scanner.net import Channel
 from scanner.net.codecs.ssh import SshIdentification, find_identification
 from scanner.net.stream import read_until_idle
-from scanner.report.sanitize import safe_text
 
 GREETING_CAP = 4096  # an SSH line is at most 255 bytes; multi-line FTP welcomes are longer
 GREETING_IDLE = 0.05  # after the first bytes, a pause this long ends the greeting

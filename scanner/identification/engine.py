@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from scanner.core.text import safe_text
 from scanner.identification import http
 from scanner.identification.banner import (
     GreetingIdentity,
@@ -67,7 +68,6 @@ from scanner.net import (
 from scanner.net.codecs.ssh import IDENTIFICATION_LINE
 from scanner.net.http import HttpResponse, NotHttp
 from scanner.net.http_parse import Origin, head_text
-from scanner.report.sanitize import safe_text
 from scanner.targets import IPAddress
 
 GREETING_TEXT_CHARS = 1024

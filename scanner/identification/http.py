@@ -16,6 +16,7 @@ from typing import Any
 
 import mmh3
 
+from scanner.core.text import safe_text
 from scanner.identification.connection import PROBE_ERRORS
 from scanner.identification.products import (
     HTTP_SERVER_RULES,
@@ -36,7 +37,6 @@ from scanner.net.http_parse import (
     missing_security_headers,
     resolve_same_origin,
 )
-from scanner.report.sanitize import safe_text
 
 MAX_REDIRECTS = 3
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"

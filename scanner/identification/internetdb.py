@@ -22,7 +22,7 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error  # raised by response.raw reads
 
 from scanner import __version__
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 from scanner.targets import IPAddress
 
 DEFAULT_BASE_URL = "https://internetdb.shodan.io"

@@ -25,9 +25,9 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.core.text import safe_text
 from scanner.identification.model import IdentifyOptions
 from scanner.net.budget import ScanBudget
-from scanner.report.sanitize import safe_text
 from scanner.targets import IPAddress
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 MAX_EVIDENCE_CHARS = 4096  # rules only ever look at this much text
 MAX_FIELD_CHARS = 64  # a product or version longer than this is not a product or version

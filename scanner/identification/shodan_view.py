@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 BANNER_CHARS = 4096
 QUERY_VALUE_CHARS = 100

@@ -14,9 +14,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from scanner.core.text import safe_text
 from scanner.net.tls import looks_like_tls
 from scanner.net.tls_async import TlsChannel, TlsOutcome, start_tls
-from scanner.report.sanitize import safe_text
 
 __all__ = ["TlsChannel", "TlsOutcome", "looks_like_tls", "parse_certificate", "session_summary",
            "start_tls"]

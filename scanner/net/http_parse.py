@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 HEAD_CAP = 32 * 1024  # status line + headers
 MAX_HEADERS = 100

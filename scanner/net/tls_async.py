@@ -11,10 +11,10 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+from scanner.core.text import safe_text
 from scanner.net.errors import ByteCapReached, NetTimeout
 from scanner.net.stream import RECV_CHUNK, AsyncStream
 from scanner.net.tls import TlsPurpose, looks_like_tls, sni_for, tls_context
-from scanner.report.sanitize import safe_text
 
 TLS_HANDSHAKE_CAP = 128 * 1024  # a long certificate chain is ~20 KiB
 

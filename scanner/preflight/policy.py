@@ -8,7 +8,7 @@ warnings that say so, never a verdict either way.
 
 from __future__ import annotations
 
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 BLOCKING_SEVERITY = Severity.HIGH
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from scanner.core.text import safe_text
 from scanner.preflight.verdict import Reason, Verdict
-from scanner.report.sanitize import safe_text
 
 
 def render_verdict(verdict: Verdict, console: Console) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 
 from scanner.api import ScanOptions, scan
 from scanner.checks.base import CheckOptions
+from scanner.core.report import ScanReport
 from scanner.errors import BadInput
 from scanner.preflight.verdict import Verdict, decide
-from scanner.report.model import ScanReport
 
 ScanFunction = Callable[[Sequence[str], ScanOptions], ScanReport]
 

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.findings import Severity
+from scanner.core.findings import Severity
+from scanner.core.text import safe_text
 from scanner.preflight.policy import (
     ALSO_BLOCKING,
     BLOCKING_SEVERITY,
@@ -14,7 +15,6 @@ from scanner.preflight.policy import (
     OUTSIDE_DIFFERENCES,
     VANTAGE_DEPENDENT,
 )
-from scanner.report.sanitize import safe_text
 
 PREFLIGHT_SCHEMA = "exposure-preflight/1"
 

@@ -1,5 +1,2 @@
-"""Report stage: render a ScanReport as a table, JSON, ..."""
-
-from scanner.report.model import PortReport, ScanReport, TargetReport
-
-__all__ = ["PortReport", "ScanReport", "TargetReport"]
+"""Report stage: renders a ScanReport (scanner.core.report) as a terminal report, JSON, HTML,
+Markdown or SARIF."""

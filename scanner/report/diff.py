@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.findings.model import Severity
+from scanner.core.findings import Severity
 
 
 class ChangeKind(enum.StrEnum):

@@ -16,11 +16,11 @@ from __future__ import annotations
 import html
 import re
 
-from scanner.findings.model import Severity
+from scanner.core.findings import Severity
+from scanner.core.report import ScanReport
+from scanner.core.summary import ProblemGroup, ReportSummary
 from scanner.report.diff import ReportDiff
 from scanner.report.inline import split_code_spans
-from scanner.report.model import ScanReport
-from scanner.report.summary import ProblemGroup, ReportSummary
 from scanner.report.view import (
     DiffView,
     FindingView,

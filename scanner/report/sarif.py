@@ -18,10 +18,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from scanner.findings.model import Finding, FindingSpec, Severity
-from scanner.report.model import ScanReport, TargetReport
-from scanner.report.sanitize import safe_text, safe_tree
-from scanner.report.summary import ReportSummary, open_ports_of, summarize
+from scanner.core.catalogue import finding_catalogue
+from scanner.core.findings import Finding, FindingSpec, Severity
+from scanner.core.report import ScanReport, TargetReport
+from scanner.core.summary import ReportSummary, open_ports_of, summarize
+from scanner.core.text import safe_text, safe_tree
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = (
@@ -70,7 +71,7 @@ def sarif_log(
     catalogue: Sequence[FindingSpec] | None = None,
     summary: ReportSummary | None = None,
 ) -> dict[str, Any]:
-    specs = _rule_specs(report, default_catalogue() if catalogue is None else catalogue)
+    specs = _rule_specs(report, finding_catalogue() if catalogue is None else catalogue)
     rule_index = {spec.id: index for index, spec in enumerate(specs)}
     from scanner import __version__
 
@@ -107,14 +108,6 @@ def sarif_log(
             }
         ],
     }
-
-
-def default_catalogue() -> list[FindingSpec]:
-    """Every finding id: the checks' catalogue plus the pipeline's own (discovery...)."""
-    from scanner.api import PIPELINE_CATALOGUE
-    from scanner.checks.registry import catalogue
-
-    return [*catalogue(), *PIPELINE_CATALOGUE]
 
 
 def sarif_text(text: str, limit: int = MESSAGE_CHARS) -> str:

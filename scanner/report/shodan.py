@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 RECORD_CHARS = 200
 # Response headers worth a place on the line: they name the software or the login it asks for.

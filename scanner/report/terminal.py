@@ -26,12 +26,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scanner.findings.model import Severity
+from scanner.core.findings import Severity
+from scanner.core.report import ScanReport
+from scanner.core.summary import ExposedService, ProblemGroup, ReportSummary
+from scanner.core.text import safe_text
 from scanner.report.diff import ReportDiff
 from scanner.report.inline import split_code_spans
-from scanner.report.model import ScanReport
-from scanner.report.sanitize import safe_text
-from scanner.report.summary import ExposedService, ProblemGroup, ReportSummary
 from scanner.report.view import (
     CUT_MARK,
     GRADE_CLASSES,

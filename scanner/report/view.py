@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.findings.model import Finding, Severity
+from scanner.core.findings import Finding, Severity
+from scanner.core.grades import grade_of
+from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.summary import ReportSummary, open_ports_of, summarize
+from scanner.core.text import TRUNCATION_MARK, safe_text, safe_tree
 from scanner.report.diff import ReportDiff
-from scanner.report.grades import grade_of
-from scanner.report.model import PortReport, ScanReport, TargetReport
-from scanner.report.sanitize import TRUNCATION_MARK, safe_text, safe_tree
 from scanner.report.shodan import compact_record
-from scanner.report.summary import ReportSummary, open_ports_of, summarize
 from scanner.targets.ports import compress_ports
 
 SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
@@ -174,7 +174,7 @@ class GradeView:
     scores: tuple[Fact, ...] = ()
     caps: tuple[str, ...] = ()  # why the grade is capped, in the check's words
     display: str = ""  # "T (A if trusted)": T and M with the grade they would have
-    rank: int = 0  # scanner.report.grades order: higher is worse
+    rank: int = 0  # scanner.core.grades order: higher is worse
 
     @property
     def shown(self) -> str:
@@ -352,7 +352,7 @@ class ReportView:
 
     @property
     def open_count(self) -> int:
-        """Open ports as every output counts them (scanner.report.summary)."""
+        """Open ports as every output counts them (scanner.core.summary)."""
         return self.summary.open_ports
 
     def findings_of(self, problem_id: str) -> tuple[FindingView, ...]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanner.findings import Finding, Severity
-from scanner.report.model import PortReport, ScanReport, TargetReport
+from scanner.core.findings import Finding, Severity
+from scanner.core.report import PortReport, ScanReport, TargetReport
 
 
 def report_from_dict(data: dict[str, Any]) -> ScanReport:

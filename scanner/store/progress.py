@@ -22,8 +22,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from scanner.core.report import ScanReport, TargetReport
 from scanner.errors import BadInput
-from scanner.report.model import ScanReport, TargetReport
 from scanner.store.codec import target_from_dict
 from scanner.store.errors import StoreError
 from scanner.store.store import RESUMABLE, Stage, Store, StoredTarget

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from scanner.core.report import ScanReport
 from scanner.errors import BadInput
-from scanner.report.model import ScanReport
 from scanner.store.errors import NotOurDatabase, StoreError
 from scanner.store.location import DbLocation, default_location, open_store, parse_location
 from scanner.store.paths import DB_ENV

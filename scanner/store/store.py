@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from scanner import __version__
-from scanner.report.model import SCHEMA_ID
+from scanner.core.report import SCHEMA_ID
 from scanner.store import migrations
 from scanner.store.dialect import SQLITE, Dialect
 from scanner.store.errors import SchemaTooNew, StoreError, explain

@@ -21,8 +21,8 @@ from scanner.alerts.base import MAX_STATE_BYTES
 from scanner.alerts.email import EmailNotifier
 from scanner.alerts.http import HomeAssistantWebhookNotifier, NtfyNotifier, WebhookNotifier
 from scanner.alerts.mqtt import MqttNotifier, slug
+from scanner.core.findings import Severity
 from scanner.diff import Change, ChangeKind, ScanRef
-from scanner.findings import Severity
 from tests.lab.daemons import pick_free_port, start_mosquitto
 from tests.lab.pki import LabCA
 from tests.lab.support_monitor import HttpReceiver, MqttRecorder, SmtpReceiver, wait_until

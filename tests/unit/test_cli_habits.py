@@ -26,9 +26,9 @@ from scanner import __version__
 from scanner.cli import main
 from scanner.cli.outputs import OutputFormat, plan_outputs
 from scanner.cli.scan import render_outputs
-from scanner.findings import Severity
+from scanner.core.findings import Severity
+from scanner.core.summary import summarize
 from scanner.report.schema import validate_report
-from scanner.report.summary import summarize
 from scanner.store import Store
 from tests.unit.test_report_samples import sample_report
 from tests.unit.test_report_sarif import assert_valid_sarif

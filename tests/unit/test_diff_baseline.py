@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.cli import main
+from scanner.core.findings import Severity
+from scanner.core.report import PortReport, ScanReport, TargetReport
 from scanner.diff import apply_baseline, load_baseline
 from scanner.diff.baseline import parse_baseline
 from scanner.errors import BadInput
-from scanner.findings import Severity
-from scanner.report.model import PortReport, ScanReport, TargetReport
 
 EXAMPLE = b"""
 # the ports I forward on purpose

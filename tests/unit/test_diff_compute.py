@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from scanner.core.findings import Severity
 from scanner.diff import ChangeKind, Side, diff_reports, tls_facts
 from scanner.diff.baseline import parse_baseline
 from scanner.diff.render import render_diff
 from scanner.diff.report_adapter import for_reports
-from scanner.findings import Severity
 
 V4, V6 = "198.51.100.7", "2001:db8::7"
 

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from scanner.api import ScanOptions
 from scanner.checks.base import CheckOptions
 from scanner.cli import main
+from scanner.core.findings import Severity
+from scanner.core.report import ScanReport
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
-from scanner.findings import Severity
 from scanner.fleet.codec import BadTask, ca_pem_of, options_from_message, options_to_message
 from scanner.fleet.merge import merge_results
 from scanner.fleet.spec import (
@@ -30,7 +31,6 @@ from scanner.fleet.spec import (
 )
 from scanner.fleet.vantage import VANTAGE_DIFFERENCE
 from scanner.fleet.worker import WorkerSettings
-from scanner.report.model import ScanReport
 from scanner.store.fleet import TaskRecord
 from scanner.targets import ALL_PORTS, Target
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from scanner.checks.ha import advisories
 from scanner.checks.ha.advisories import assess_version, outdated_severity, parse_version
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 
 def ids(version: str, facts: frozenset[str] = frozenset()) -> set[str]:

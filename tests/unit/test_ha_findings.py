@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from scanner.checks.ha import check, parse
 from scanner.checks.ha.detect import HttpAnswer, Observations, WebsocketAnswer, assess
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 from scanner.net import websocket
 from tests.lab.support_ha import FIXTURE_DIR, HaFixture, load_fixture
 

@@ -9,6 +9,7 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scanner.core.text import TRUNCATION_MARK
 from scanner.identification.banner import (
     BANNER_CHARS,
     classify_greeting,
@@ -52,7 +53,6 @@ from scanner.net.http_parse import (
     parse_head,
     resolve_same_origin,
 )
-from scanner.report.sanitize import TRUNCATION_MARK
 
 MARK = len(TRUNCATION_MARK)
 # Text that looks like what servers send, with the characters that break naive parsers.

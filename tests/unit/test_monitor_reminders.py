@@ -15,9 +15,9 @@ import pytest
 from scanner.alerts import AlertReason, states_for
 from scanner.alerts.http import WebhookNotifier
 from scanner.api import ScanOptions, scan
+from scanner.core.findings import Severity
 from scanner.diff.model import ScanRef
 from scanner.discovery import DiscoveryOptions
-from scanner.findings import Severity
 from scanner.monitor import Watcher, WatchOptions
 from scanner.monitor.reminders import ReminderPolicy, finding_addresses, plan
 from scanner.store import FindingAlert, Store

@@ -16,10 +16,10 @@ import pytest
 
 from scanner.alerts.http import NtfyNotifier, WebhookNotifier
 from scanner.api import ScanOptions, scan
+from scanner.core.report import ScanReport
 from scanner.diff.baseline import parse_baseline
 from scanner.discovery import DiscoveryOptions
 from scanner.monitor import Watcher, WatchOptions
-from scanner.report.model import ScanReport
 from scanner.store import Store
 from tests.lab.support_monitor import HttpReceiver
 

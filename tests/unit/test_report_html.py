@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from scanner.findings.model import Finding, Severity
+from scanner.core.findings import Finding, Severity
+from scanner.core.report import PortReport, ScanReport, TargetReport
 from scanner.report.html import content_security_policy, render_html
 from scanner.report.json_report import render_json
 from scanner.report.markdown import render_markdown
-from scanner.report.model import PortReport, ScanReport, TargetReport
 from scanner.report.sarif import sarif_log
 from scanner.report.schema import validate_report
 from scanner.report.terminal import render_terminal

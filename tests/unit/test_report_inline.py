@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.text import Text
 
+from scanner.core.text import safe_text
 from scanner.report.inline import Piece, plain, split_code_spans
-from scanner.report.sanitize import safe_text
 from scanner.report.shodan import clean_banner, compact_record, looks_binary
 from scanner.report.wrap import wrap
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from scanner.findings.model import Finding, Severity
+from scanner.core.findings import Finding, Severity
+from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.text import safe_text
 from scanner.report.diff import Change, ReportDiff
 from scanner.report.json_report import report_document
-from scanner.report.model import PortReport, ScanReport, TargetReport
-from scanner.report.sanitize import safe_text
 from scanner.report.schema import validate_report
 from tests.lab.support_hostile import ALL_TEXT, HUGE_LINE, INVALID_UTF8
 

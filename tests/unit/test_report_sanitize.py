@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner.report.sanitize import (
+from scanner.core.text import (
     ELIDED,
     MAX_COMBINING_RUN,
     TRUNCATION_MARK,

@@ -9,9 +9,8 @@ from typing import Any
 
 import jsonschema
 
-from scanner.api import PIPELINE_CATALOGUE
-from scanner.checks.registry import catalogue
-from scanner.findings.model import FindingSpec, Severity
+from scanner.core.catalogue import finding_catalogue
+from scanner.core.findings import FindingSpec, Severity
 from scanner.report.sarif import endpoint_uri, render_sarif, sarif_log, sarif_text
 from tests.unit.test_report_samples import hostile_report, sample_report
 
@@ -30,7 +29,7 @@ def assert_valid_sarif(log: dict[str, Any]) -> None:
 
 
 def _catalogue() -> list[FindingSpec]:
-    return [*catalogue(), *PIPELINE_CATALOGUE]
+    return list(finding_catalogue())
 
 
 def test_sample_report_is_valid_sarif() -> None:

@@ -10,20 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.alerts.base import states_for
-from scanner.diff import tls_facts
-from scanner.findings.model import Finding, Severity
-from scanner.report.grades import Grade, grade_of, grade_rank, worst_grade
-from scanner.report.html import render_html
-from scanner.report.json_report import report_document
-from scanner.report.model import PortReport, ScanReport, TargetReport
-from scanner.report.sarif import sarif_log
-from scanner.report.summary import (
+from scanner.core.findings import Finding, Severity
+from scanner.core.grades import Grade, grade_of, grade_rank, worst_grade
+from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.summary import (
     IPV6_NOTE,
     Place,
     open_port_count,
     summarize,
     where_text,
 )
+from scanner.diff import tls_facts
+from scanner.report.html import render_html
+from scanner.report.json_report import report_document
+from scanner.report.sarif import sarif_log
 from tests.unit.test_report_samples import ADDRESS, ADDRESS6, HOME, sample_report
 
 V4, V6 = ADDRESS, ADDRESS6

@@ -8,7 +8,7 @@ import re
 
 from rich.console import Console
 
-from scanner.findings.model import Finding, Severity
+from scanner.core.findings import Finding, Severity
 from scanner.report.terminal import render_terminal, short_fix
 from tests.unit.test_report_samples import hostile_diff, hostile_report, sample_diff, sample_report
 

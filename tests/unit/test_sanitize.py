@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.report.sanitize import TRUNCATION_MARK, safe_text
+from scanner.core.text import TRUNCATION_MARK, safe_text
 
 
 def test_escape_sequences_are_neutralised() -> None:

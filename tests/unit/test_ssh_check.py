@@ -24,7 +24,7 @@ from scanner.checks.ssh.check import CHECK, ROOT_LOGIN_NOTE, assess
 from scanner.checks.ssh.hostkeys import HostKey, KeyFamily
 from scanner.checks.ssh.kexinit import Identification, KexInit
 from scanner.checks.ssh.servers import DROPBEAR_PROFILE, OPENSSH_PROFILE, OTHER_PROFILE
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 from scanner.identification.model import ServiceIdentity
 from scanner.targets import Target
 from tests.unit.test_ssh_algorithms import kexinit

@@ -28,7 +28,7 @@ from scanner.checks.ssh.hostkeys import (
     ssh_string,
 )
 from scanner.checks.ssh.kexinit import WireReader
-from scanner.report.sanitize import TRUNCATION_MARK
+from scanner.core.text import TRUNCATION_MARK
 
 
 def _probably_prime(n: int, rounds: int = 16) -> bool:

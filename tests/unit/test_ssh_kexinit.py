@@ -23,7 +23,7 @@ from scanner.checks.ssh.kexinit import (
     parse_identification_line,
     parse_kexinit,
 )
-from scanner.report.sanitize import TRUNCATION_MARK
+from scanner.core.text import TRUNCATION_MARK
 
 # What OpenSSH 9.2p1 (Debian 12) sends, as ssh-audit and our lab test saw it.
 DEBIAN_KEX = (

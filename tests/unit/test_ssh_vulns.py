@@ -26,7 +26,7 @@ from scanner.checks.ssh.versions import (
     version_key,
 )
 from scanner.checks.ssh.vulns import ADVISORIES, REGRESSHION
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "ssh" / "banners.json"
 BANNERS: list[dict[str, Any]] = json.loads(FIXTURE.read_text())["banners"]

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner.findings import Finding, Severity
-from scanner.report.model import PortReport, ScanReport, TargetReport
+from scanner.core.findings import Finding, Severity
+from scanner.core.report import PortReport, ScanReport, TargetReport
 from scanner.store import NoDatabase, ScanNotFound, Store, default_db_path, report_from_dict
 
 REPO = Path(__file__).resolve().parents[2]

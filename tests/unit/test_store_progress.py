@@ -28,8 +28,8 @@ import pytest
 
 from scanner.api import ScanOptions, scan
 from scanner.cli import main
+from scanner.core.report import ScanReport, TargetReport
 from scanner.discovery import DiscoveryOptions
-from scanner.report.model import ScanReport, TargetReport
 from scanner.store import Store
 from scanner.targets import Target
 

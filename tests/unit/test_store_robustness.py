@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from scanner.cli import main
-from scanner.report.model import PortReport, ScanReport, TargetReport
+from scanner.core.report import PortReport, ScanReport, TargetReport
 from scanner.store import Store, StoreError
 
 REPO = Path(__file__).resolve().parents[2]

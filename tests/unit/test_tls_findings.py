@@ -15,7 +15,7 @@ from scanner.checks.tls.check import CHECK
 from scanner.checks.tls.facts import Hsts, Preference, TlsFacts, Vulnerabilities
 from scanner.checks.tls.findings import CATALOGUE, tls_details, tls_findings
 from scanner.checks.tls.rating import rate
-from scanner.findings import Finding
+from scanner.core.findings import Finding
 from scanner.identification.model import ServiceIdentity
 from scanner.targets import Target
 from tests.unit.test_tls_rating import (

@@ -17,7 +17,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 TABLE_DATE = dt.date(2026, 11, 23)
 TABLE_SOURCES = (

@@ -24,8 +24,8 @@ from scanner.checks.base import CheckContext, CheckResult, FindingSpec
 from scanner.checks.ha import advisories, parse, probe
 from scanner.checks.ha.detect import Detection, Facts, assess
 from scanner.checks.ha.remediation import guidance
-from scanner.findings import Finding, Severity
-from scanner.report.sanitize import safe_text
+from scanner.core.findings import Finding, Severity
+from scanner.core.text import safe_text
 
 
 def _spec(finding_id: str, severity: Severity, title: str) -> FindingSpec:

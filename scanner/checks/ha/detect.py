@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scanner.checks.ha import parse
+from scanner.core.text import safe_text
 from scanner.net import HttpReply
 from scanner.net.websocket import FrameHeader
-from scanner.report.sanitize import safe_text
 
 EVIDENCE_BODY_CHARS = 160
 CONFIDENCE_ORDER = ("none", "low", "medium", "high")

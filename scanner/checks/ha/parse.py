@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.core.text import safe_text
 from scanner.net.websocket import FrameHeader
-from scanner.report.sanitize import safe_text
 
 JSON_CAP = 64 * 1024  # HA's public JSON answers are a few hundred bytes; manifest ~2 KB
 GREETING_CAP = 4096  # the auth_required frame is ~50 bytes

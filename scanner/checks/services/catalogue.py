@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from scanner.checks.services.loader import load_catalogue
 from scanner.checks.services.model import HttpProduct, ProtocolProduct
-from scanner.findings import FindingSpec, Severity
+from scanner.core.findings import FindingSpec, Severity
 
 # --- findings this package can produce ---------------------------------------------------
 

@@ -31,9 +31,9 @@ from scanner.checks.services.model import (
     Request,
     Rule,
 )
+from scanner.core.text import safe_text
 from scanner.net import Connector, HttpReply
 from scanner.net.websocket import Opening
-from scanner.report.sanitize import safe_text
 
 Probe = Callable[[Connector], ProbeOutcome]
 PROBES: dict[str, Probe] = {

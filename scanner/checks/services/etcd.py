@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.net import Connector, Request
-from scanner.report.sanitize import safe_text
 
 RANGE = Request(
     "POST", "/v3/kv/range", (("Content-Type", "application/json"),),

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.identification.products import GREETING_RULES, match_product
 from scanner.net import Connector, NetError, Stream
-from scanner.report.sanitize import safe_text
 
 REPLY_CAP = 8 * 1024
 CONNECTION_CAP = 32 * 1024

@@ -30,7 +30,7 @@ from scanner.checks.services.model import (
     Request,
     Rule,
 )
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 PRODUCTS_PACKAGE = "scanner.checks.services"
 PRODUCTS_DIR = "products"

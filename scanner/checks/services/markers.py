@@ -12,9 +12,9 @@ from functools import lru_cache
 from typing import Any
 
 from scanner.checks.services.model import JsonMarker, JsonTest, Match
+from scanner.core.text import safe_text
 from scanner.net import HttpReply
 from scanner.net.websocket import Opening
-from scanner.report.sanitize import safe_text
 
 TEXT_CAP = 128 * 1024  # characters of a body the regexes look at
 MAX_PATH_DEPTH = 8

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.net import Connector
-from scanner.report.sanitize import safe_text
 
 COMMAND = b"stats\r\n"
 REPLY_CAP = 16 * 1024

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 
 class Auth(enum.StrEnum):

@@ -13,8 +13,8 @@ import struct
 from typing import Any
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.net import Connector, NetError, Stream
-from scanner.report.sanitize import safe_text
 
 OP_MSG = 2013
 REPLY_CAP = 64 * 1024

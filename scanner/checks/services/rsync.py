@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.net import Connector, NetError
-from scanner.report.sanitize import safe_text
 
 GREETING = re.compile(rb"^@RSYNCD: (\d{1,3})(?:\.(\d{1,3}))?[^\n]{0,200}\n")
 CLIENT_VERSION = b"@RSYNCD: 31.0\n"

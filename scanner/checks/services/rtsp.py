@@ -13,8 +13,8 @@ import re
 
 from scanner import __version__
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.net import Connector, NetError
-from scanner.report.sanitize import safe_text
 
 CAP = 16 * 1024
 _STATUS = re.compile(r"^RTSP/1\.\d (\d{3})(?: ([^\r\n]{0,80}))?")

@@ -13,8 +13,8 @@ import re
 import time
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.net import Connector, NetError, Stream
-from scanner.report.sanitize import safe_text
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 CAP = 8 * 1024

@@ -13,8 +13,8 @@ import re
 import struct
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.net import Connector, NetError, Stream
-from scanner.report.sanitize import safe_text
 
 _VERSION = re.compile(rb"^RFB (\d{3})\.(\d{3})\n")
 NONE, VNC_AUTH, VENCRYPT = 1, 2, 19

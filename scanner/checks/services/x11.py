@@ -12,8 +12,8 @@ from __future__ import annotations
 import struct
 
 from scanner.checks.services.model import NOT_IDENTIFIED, Auth, ProbeOutcome
+from scanner.core.text import safe_text
 from scanner.net import Connector, NetError
-from scanner.report.sanitize import safe_text
 
 SETUP = b"l\x00" + struct.pack("<HHHH", 11, 0, 0, 0) + b"\x00\x00"  # little-endian, no auth
 FAILED, SUCCESS, AUTHENTICATE = 0, 1, 2

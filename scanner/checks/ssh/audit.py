@@ -63,9 +63,9 @@ from scanner.checks.ssh.kexinit import (
 )
 from scanner.checks.ssh.servers import ServerProfile, profile_for
 from scanner.checks.ssh.versions import parse_software
+from scanner.core.text import safe_text
 from scanner.net import Connector, SocketAdapter
 from scanner.net.codecs.ssh import CLIENT_IDENTIFICATION, IDENTIFICATION_LINE
-from scanner.report.sanitize import safe_text
 
 CONNECTION_BYTE_CAP = 256 * 1024  # per connection; a whole audit reads ~10 KB
 RECV_CHUNK = 16 * 1024

@@ -39,7 +39,7 @@ from scanner.checks.ssh.evaluate import (
 )
 from scanner.checks.ssh.kexinit import STRICT_KEX_SERVER, KexInit
 from scanner.checks.ssh.versions import parse_distro, parse_software
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 SECURING_PAGE = "https://www.home-assistant.io/docs/configuration/securing/"
 

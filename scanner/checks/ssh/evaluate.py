@@ -28,7 +28,7 @@ from scanner.checks.ssh.versions import (
     version_key,
 )
 from scanner.checks.ssh.vulns import ADVISORIES, Advisory, AffectedRange, DistroFix
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 # --- algorithms ----------------------------------------------------------------------------------
 

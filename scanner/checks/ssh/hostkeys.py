@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from scanner.checks.ssh.kexinit import MAX_NAME_CHARS, SSH_MSG_KEXINIT, KexInit, WireReader
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 SSH_MSG_KEX_INIT = 30  # SSH_MSG_KEXDH_INIT and SSH_MSG_KEX_ECDH_INIT share the number
 SSH_MSG_KEX_REPLY = 31  # SSH_MSG_KEXDH_REPLY and SSH_MSG_KEX_ECDH_REPLY share the number

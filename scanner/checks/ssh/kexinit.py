@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 # RFC 4253 4.2: the identification line is at most 255 bytes; servers may send other lines
 # first. We are a little more lenient in length, strict in how much we read in total.

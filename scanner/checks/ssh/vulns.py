@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scanner.checks.ssh.versions import DROPBEAR, OPENSSH
-from scanner.findings import Severity
+from scanner.core.findings import Severity
 
 REVIEWED = "2026-11-23"
 

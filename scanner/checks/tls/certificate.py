@@ -49,7 +49,7 @@ from cryptography.x509.verification import (
 )
 
 from scanner.checks.tls.facts import CertificateFacts
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 EXPIRING_SOON_DAYS = 21  # Let's Encrypt renews at 30 days left: under 21, renewal is failing
 NAME_CHARS = 256

@@ -13,7 +13,7 @@ from scanner.checks.tls.certificate import CertificateVerdict
 from scanner.checks.tls.facts import PROTOCOLS, Suite, TlsFacts
 from scanner.checks.tls.hsts import A_PLUS_MIN_AGE
 from scanner.checks.tls.rating import Rating
-from scanner.findings import Finding, Severity
+from scanner.core.findings import Finding, Severity
 
 SSL_LABS_GUIDE = "https://github.com/ssllabs/research/wiki/SSL-Server-Rating-Guide"
 MOZILLA_TLS = "https://wiki.mozilla.org/Security/Server_Side_TLS"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scanner.checks.tls.facts import Hsts
-from scanner.report.sanitize import safe_text
+from scanner.core.text import safe_text
 
 HSTS_HEADER = "strict-transport-security"
 A_PLUS_MIN_AGE = 180 * 86400  # SSL Labs: A+ needs max-age of at least 180 days (15,552,000 s)

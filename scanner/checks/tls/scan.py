@@ -72,9 +72,9 @@ from scanner.checks.tls.walk import (
     sslyze_version,
     walk,
 )
+from scanner.core.text import safe_text
 from scanner.net import Dialer, Limits, ScanBudget, SocketAdapter
 from scanner.net import Endpoint as NetEndpoint
-from scanner.report.sanitize import safe_text
 
 if TYPE_CHECKING:
     from sslyze import ServerNetworkLocation

@@ -11,9 +11,9 @@ disagree. The definitions live here and nowhere else:
   addresses. A host that answers on every port (tarpit, proxy) has none we can tell apart.
 - A **problem** is a finding id on a host or several: the same id on 8123 and 443, on IPv4
   and IPv6, is one thing to fix, listed once with everywhere it applies.
-- TLS grades compare by scanner.report.grades (F worst; T/M with the grade they would have).
+- TLS grades compare by scanner.core.grades (F worst; T/M with the grade they would have).
 
-    from scanner.report.summary import summarize
+    from scanner.core.summary import summarize
     summary = summarize(report)          # a ScanReport
     summary.verdict, summary.open_ports, summary.to_dict()
 
@@ -28,10 +28,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scanner.findings.model import Finding, Severity
-from scanner.report.grades import Grade, grade_of, worst_grade
-from scanner.report.model import PortReport, ScanReport, TargetReport
-from scanner.report.sanitize import TRUNCATION_MARK, safe_text
+from scanner.core.findings import Finding, Severity
+from scanner.core.grades import Grade, grade_of, worst_grade
+from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.text import TRUNCATION_MARK, safe_text
 
 SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
 NAME_CHARS = 256

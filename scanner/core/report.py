@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner import __version__
-from scanner.findings.model import Finding, Severity, worst
+from scanner.core.findings import Finding, Severity, worst
 
 SCHEMA_ID = "exposure-report/1"
 
