@@ -40,7 +40,8 @@ SILENT_RANGE = tuple(range(9200, 9210))
 CLONE_NET = "203.0.113.64/28"  # 16 addresses: the first 4 answer like home, 12 do not
 CLONES = tuple(f"203.0.113.{64 + index}" for index in range(4))
 MEMORY_LIMIT_MB = 200.0
-RATE = 150_000
+# measured here: masscan at 150k pps took 26 s on the lab veth, at 100k 3.2 s; compare at 100k
+RATE = 100_000
 
 
 @dataclass
