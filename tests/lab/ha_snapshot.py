@@ -39,7 +39,7 @@ from tests.lab.support_ha_monitor import (
     monitored_services,
     wait_for,
 )
-from tests.lab.support_hostile import chromium
+from tests.lab.support_hostile import PageVisit, chromium
 
 REPO = Path(__file__).resolve().parents[2]
 BROWSER_ORIGIN = f"http://127.0.0.1:{HA_PORT}"
@@ -83,6 +83,25 @@ def screenshot_device_page(home: HaHome, out: Path) -> Path:
                                          "clientId": client_id}).encode()).decode()
     query = urlencode({"auth_callback": "1", "code": code, "state": state})
     url = f"{BROWSER_ORIGIN}/config/devices/device/{device['id']}?{query}"
+    device_path = f"/config/devices/device/{device['id']}"
+    # Chromium starts before its namespace's loopback is up; now and then it then shows its
+    # "no internet" page instead of loading HA. That page is never saved: try again.
+    for _attempt in range(3):
+        visit = _visit(home, url)
+        if visit.screenshot and visit.evaluations.get("path") == device_path:
+            break
+        print(f"got {visit.evaluations.get('path')!r}, not the device page: again",
+              file=sys.stderr)
+    else:
+        raise SystemExit("the device page did not load in three tries")
+    path = out / f"ha-device-{Lab.HOSTNAME}.png"
+    path.write_bytes(visit.screenshot)
+    print(f"device page {visit.evaluations.get('path')}: {len(visit.requests)} requests, "
+          f"{len(visit.exceptions)} exceptions", file=sys.stderr)
+    return path
+
+
+def _visit(home: HaHome, url: str) -> PageVisit:
     with chromium(timeout=60) as browser:
         netns = f"/proc/{browser.pid}/ns/net"
         subprocess.run(["nsenter", f"--net={netns}", "ip", "link", "set", "lo", "up"],
@@ -90,17 +109,10 @@ def screenshot_device_page(home: HaHome, out: Path) -> Path:
         forwarder = NetnsForwarder(netns, HA_PORT, home.lab.scan_ns, home.lab.HOME_V4,
                                    HA_PORT)
         try:
-            visit = browser.visit_url(url, screenshot_width=PAGE_WIDTH, settle_s=12,
-                                      evaluate={"path": "location.pathname"})
+            return browser.visit_url(url, screenshot_width=PAGE_WIDTH, settle_s=12,
+                                     evaluate={"path": "location.pathname"})
         finally:
             forwarder.close()
-    if not visit.screenshot:
-        raise SystemExit("no screenshot taken")
-    path = out / f"ha-device-{Lab.HOSTNAME}.png"
-    path.write_bytes(visit.screenshot)
-    print(f"device page {visit.evaluations.get('path')}: {len(visit.requests)} requests, "
-          f"{len(visit.exceptions)} exceptions", file=sys.stderr)
-    return path
 
 
 def main(argv: list[str] | None = None) -> None:
