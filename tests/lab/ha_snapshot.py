@@ -76,18 +76,12 @@ def save_states(home: HaHome, out: Path) -> Path:
 
 def screenshot_device_page(home: HaHome, out: Path) -> Path:
     device = home.device("binary_sensor.exposure_home_lab_problem")
-    client_id = f"{BROWSER_ORIGIN}/"
-    code = home.owner.login_code(home.password, client_id=client_id,
-                                 redirect_uri=f"{client_id}?auth_callback=1")
-    state = base64.b64encode(json.dumps({"hassUrl": BROWSER_ORIGIN,
-                                         "clientId": client_id}).encode()).decode()
-    query = urlencode({"auth_callback": "1", "code": code, "state": state})
-    url = f"{BROWSER_ORIGIN}/config/devices/device/{device['id']}?{query}"
     device_path = f"/config/devices/device/{device['id']}"
     # Chromium starts before its namespace's loopback is up; now and then it then shows its
-    # "no internet" page instead of loading HA. That page is never saved: try again.
+    # "no internet" page instead of loading HA. That page is never saved: try again (with a new
+    # login code: one is good for one exchange).
     for _attempt in range(3):
-        visit = _visit(home, url)
+        visit = _visit(home, f"{BROWSER_ORIGIN}{device_path}?{_login_query(home)}")
         if visit.screenshot and visit.evaluations.get("path") == device_path:
             break
         print(f"got {visit.evaluations.get('path')!r}, not the device page: again",
@@ -99,6 +93,15 @@ def screenshot_device_page(home: HaHome, out: Path) -> Path:
     print(f"device page {visit.evaluations.get('path')}: {len(visit.requests)} requests, "
           f"{len(visit.exceptions)} exceptions", file=sys.stderr)
     return path
+
+
+def _login_query(home: HaHome) -> str:
+    client_id = f"{BROWSER_ORIGIN}/"
+    code = home.owner.login_code(home.password, client_id=client_id,
+                                 redirect_uri=f"{client_id}?auth_callback=1")
+    state = base64.b64encode(json.dumps({"hassUrl": BROWSER_ORIGIN,
+                                         "clientId": client_id}).encode()).decode()
+    return urlencode({"auth_callback": "1", "code": code, "state": state})
 
 
 def _visit(home: HaHome, url: str) -> PageVisit:
