@@ -466,7 +466,7 @@ def render_outputs(
             failures.append(failure)
     if quiet and plan.to_stdout is not None:  # errors are not findings; cron must hear of them
         for error in report.errors:
-            sys.stderr.write(f"exposure: scan error: {safe_text(error, 500)}\n")
+            sys.stderr.write(f"exposure: scan error: {safe_text(error.line(), 500)}\n")
     if failures:
         raise failures[0]
 

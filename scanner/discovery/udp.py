@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.core.findings import Finding, FindingSpec, Severity
+from scanner.core.report import PortReport
 from scanner.core.text import safe_text
 from scanner.net.budget import RateBucket
 from scanner.targets import IPAddress
@@ -676,6 +677,23 @@ PROBES: tuple[UdpProbe, ...] = (
     UdpProbe("memcached", lambda o: (("stats", memcached_stats()),), _judge_memcached),
     UdpProbe("wireguard", lambda o: (), _judge_wireguard),
 )
+
+
+@dataclass(frozen=True)
+class UdpScan:
+    """What UDP probing of one address found: its port entries and the findings they justify."""
+
+    services: tuple[UdpService, ...]
+    findings: tuple[Finding, ...]
+
+    def port_reports(self) -> list[PortReport]:
+        return [PortReport(**service.to_port_dict()) for service in self.services]
+
+
+def scan_udp(address: IPAddress, options: UdpOptions | None = None) -> UdpScan:
+    """The UDP stage of a scan: probe the services, judge them, say what they expose."""
+    services = probe_udp(address, options)
+    return UdpScan(tuple(services), tuple(udp_findings(services)))
 
 
 def probe_udp(address: IPAddress, options: UdpOptions | None = None) -> list[UdpService]:

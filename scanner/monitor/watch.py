@@ -163,7 +163,7 @@ class Watcher:
             result.report = report.to_dict()
             if not report.complete:
                 log.warning("scan incomplete (%s): stored, not compared; retry next time",
-                            "; ".join(report.errors)[:300])
+                            "; ".join(error.line() for error in report.errors)[:300])
                 return result
             self._compare_and_alert(result, store)
         finally:

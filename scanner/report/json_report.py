@@ -1,4 +1,4 @@
-"""The JSON report (SPEC "JSON report" contract, schema `exposure-report/1`).
+"""The JSON report (SPEC "JSON report" contract, schema `exposure-report/2`).
 
 With EXPOSURE_VALIDATE_REPORTS=1 in the environment every report is checked against the
 package's JSON Schema before it is printed, and a mismatch is an error. The test suite sets

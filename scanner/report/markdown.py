@@ -238,7 +238,7 @@ def _target(target: TargetView) -> str:
         + (" · **every port answers** (tarpit or proxy)" if target.answers_all_ports else ""),
     ]
     if target.notes:  # checks quote commands in notes: their `code spans` stay code
-        blocks.append("\n".join(f"- {md_lines(note, '  ')}" for note in target.notes))
+        blocks.append("\n".join(f"- {md_lines(note.line(), '  ')}" for note in target.notes))
     if target.ports:
         blocks.append(_port_table(target))
     for extra in target.extras:

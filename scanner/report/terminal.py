@@ -344,19 +344,14 @@ def _grade_cell(service: ExposedService) -> Text:
     return Text(safe_text(service.tls_grade.display, 40), style=GRADE_STYLES.get(css, "bold"))
 
 
-_PORT_PREFIX = re.compile(r"^port (\d+): ")
-
-
 def _merged_notes(group: TargetGroup) -> list[tuple[str, str]]:
-    """Each note once: "port 22: X" on two addresses and port 2222 becomes one line for X."""
+    """Each note once: X on port 22 of two addresses and on port 2222 becomes one line for X."""
     merged: dict[str, tuple[list[str], list[str]]] = {}
     for target in group.targets:
         for note in target.notes:
-            match = _PORT_PREFIX.match(note)
-            text = note[match.end():] if match else note
-            ports, addresses = merged.setdefault(text, ([], []))
-            if match and match.group(1) not in ports:
-                ports.append(match.group(1))
+            ports, addresses = merged.setdefault(note.text, ([], []))
+            if note.port is not None and str(note.port) not in ports:
+                ports.append(str(note.port))
             if target.address not in addresses:
                 addresses.append(target.address)
     lines = []

@@ -23,7 +23,7 @@ from typing import Any
 
 from scanner.core.findings import Finding, Severity
 from scanner.core.grades import grade_of
-from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.report import Note, PortReport, ScanReport, TargetReport
 from scanner.core.summary import ReportSummary, open_ports_of, summarize
 from scanner.core.text import TRUNCATION_MARK, safe_text, safe_tree
 from scanner.report.diff import ReportDiff
@@ -275,7 +275,7 @@ class TargetView:
     ports: tuple[PortView, ...]  # open and closed, by port number
     findings: tuple[FindingView, ...]  # worst first
     severity_counts: Mapping[Severity, int]
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]  # their texts sanitised; render with Note.line()
     extras: tuple[DetailBlock, ...] = ()  # target keys added by later stages (internetdb...)
 
     @property
@@ -341,7 +341,7 @@ class ReportView:
     engine: str
     ports_requested: int
     complete: bool
-    errors: tuple[str, ...]
+    errors: tuple[str, ...]  # ScanError.line() of each, sanitised
     targets: tuple[TargetView, ...]
     groups: tuple[TargetGroup, ...]  # targets by the name typed, in report order
     findings: tuple[FindingView, ...]  # merged across addresses of a name, worst first
@@ -393,7 +393,7 @@ def build_view(
         engine=safe_text(report.engine, 32),
         ports_requested=report.ports_requested,
         complete=report.complete,
-        errors=_capped_list(report.errors, MAX_ERRORS, 500),
+        errors=_capped_list([error.line() for error in report.errors], MAX_ERRORS, 500),
         targets=targets,
         groups=groups,
         findings=findings,
@@ -427,7 +427,7 @@ def _target_view(target: TargetReport) -> TargetView:
         ports=ports,
         findings=findings,
         severity_counts=_severity_counts(findings),
-        notes=_capped_list(target.notes, MAX_NOTES, 500),
+        notes=_capped_notes(target.notes),
         extras=_target_extras(target),
     )
 
@@ -763,6 +763,13 @@ def _change_view(change: Any) -> ChangeView:
         after=safe_text(change.after or "", FACT_CHARS),
         severity=change.severity,
     )
+
+
+def _capped_notes(notes: Sequence[Note]) -> tuple[Note, ...]:
+    shown = [Note(note.port, shown_text(note.text, 500)) for note in notes[:MAX_NOTES]]
+    if len(notes) > MAX_NOTES:
+        shown.append(Note(None, f"… and {len(notes) - MAX_NOTES} more"))
+    return tuple(shown)
 
 
 def _capped_list(items: Sequence[str], max_items: int, chars: int) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 from scanner.core.findings import Finding, Severity
-from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.report import Note, PortReport, ScanError, ScanReport, TargetReport
 from scanner.core.text import safe_text
 from scanner.report.diff import Change, ReportDiff
 from scanner.report.json_report import report_document
@@ -118,7 +118,7 @@ def _findings() -> list[Finding]:
 def sample_report() -> ScanReport:
     home = TargetReport(HOME, ADDRESS, HOME, _ports(), filtered_count=994,
                         findings=_findings(),
-                        notes=["port 22: PermitRootLogin cannot be verified from outside"],
+                        notes=[Note(22, "PermitRootLogin cannot be verified from outside")],
                         internetdb={"known": True, "ports": [22, 443, 8080],
                                     "hostnames": [HOME], "tags": [], "vulns": [],
                                     "cpes": ["cpe:/a:openbsd:openssh:9.2"],
@@ -179,7 +179,7 @@ def hostile_report() -> ScanReport:
     report = sample_report()
     for target in report.targets:
         target.input = HOSTILE
-        target.notes = [HOSTILE_HUGE]
+        target.notes = [Note(None, HOSTILE_HUGE)]
         target.internetdb = _hostile_tree({"hostnames": ["x"], "warning": "x"})
         for port in target.ports:
             port.service, port.product, port.version = HOSTILE, HOSTILE, HOSTILE
@@ -192,7 +192,7 @@ def hostile_report() -> ScanReport:
                     finding.port, references=(HOSTILE, f"javascript:window.__pwned=1//{HOSTILE}"))
             for finding in target.findings
         ]
-    report.errors = [HOSTILE_HUGE]
+    report.errors = [ScanError("scan", HOSTILE_HUGE)]
     return report
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.core.findings import Finding, Severity
-from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.report import Note, PortReport, ScanError, ScanReport, TargetReport
 from scanner.store import NoDatabase, ScanNotFound, Store, default_db_path, report_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,9 +124,31 @@ def test_default_path(env: dict[str, str], expected: str) -> None:
 def test_codec_round_trip_of_a_full_report() -> None:
     data = report("0123456789ab", 22, 443)
     data["targets"][0]["ports"][0]["details"] = {"tls": {"grade": "A", "caps": [{"x": 1}]}}
-    data["targets"][0]["notes"] = ["a note"]
-    data["scan"]["errors"] = ["an error"]
+    data["targets"][0]["notes"] = [{"port": 22, "text": "a note"}]
+    data["scan"]["errors"] = [{"stage": "check", "message": "TimeoutError()",
+                               "address": "198.51.100.7", "port": 22, "check": "ssh",
+                               "vantage": None}]
     assert report_from_dict(data).to_dict() == data
+
+
+def test_a_report_stored_as_exposure_report_1_loads_typed() -> None:
+    """/1 wrote notes and errors as sentences: the one legacy loader reads their fields."""
+    data = report("0123456789ab", 22)
+    data["schema"] = "exposure-report/1"
+    data["targets"][0]["notes"] = ["port 22: PermitRootLogin cannot be seen", "a tarpit"]
+    data["scan"]["errors"] = ["198.51.100.7: ssh check on port 22 failed: TimeoutError()",
+                              "198.51.100.7: port 443 failed: OSError()",
+                              "discovery failed: no route", "interrupted by SIGTERM"]
+    loaded = report_from_dict(data)
+    assert loaded.targets[0].notes == [Note(22, "PermitRootLogin cannot be seen"),
+                                       Note(None, "a tarpit")]
+    assert loaded.errors == [
+        ScanError("check", "TimeoutError()", "198.51.100.7", 22, check="ssh"),
+        ScanError("port", "OSError()", "198.51.100.7", 443),
+        ScanError("discovery", "no route"),
+        ScanError("scan", "interrupted by SIGTERM")]
+    assert [error.line() for error in loaded.errors] == data["scan"]["errors"]
+    assert loaded.to_dict()["schema"] == "exposure-report/2"
 
 
 _text = st.text(max_size=20)
