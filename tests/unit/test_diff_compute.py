@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from scanner.core.findings import Severity
+from scanner.core.report import ScanError
 from scanner.diff import ChangeKind, Side, diff_reports, tls_facts
 from scanner.diff.baseline import parse_baseline
 from scanner.diff.render import render_diff
@@ -322,4 +324,16 @@ def test_a_failed_check_does_not_resolve_its_findings() -> None:
     assert diff.changes == ()
     assert "is not reported as resolved" in diff.notes[0]
     after["scan"]["errors"] = [f"{V4}: ha check on port 8124 failed: AttributeError('x')"]
+    assert kinds(diff_reports(Side(before), Side(after))) == ["finding.resolved"]
+
+
+def test_a_failed_check_is_read_from_its_fields_in_a_report_2() -> None:
+    before = report(target(ports=[port(8123)], findings=[finding("ha.onboarding_open",
+                                                                  "critical", 8123)]))
+    after = report(target(ports=[port(8123)]))
+    after["schema"] = "exposure-report/2"
+    failed = ScanError("check", "AttributeError('x')", V4, 8123, check="ha")
+    after["scan"]["errors"] = [failed.to_dict()]
+    assert diff_reports(Side(before), Side(after)).changes == ()
+    after["scan"]["errors"] = [dataclasses.replace(failed, address="198.51.100.99").to_dict()]
     assert kinds(diff_reports(Side(before), Side(after))) == ["finding.resolved"]
