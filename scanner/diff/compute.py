@@ -13,12 +13,12 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from scanner.core.diff import BaselineViolation, Change, ChangeKind, ReportDiff, ScanRef
 from scanner.core.findings import Severity
 from scanner.core.legacy import errors_of
 from scanner.core.text import safe_text
 from scanner.diff import tls_facts
 from scanner.diff.baseline import Baseline
-from scanner.diff.model import BaselineViolation, Change, ChangeKind, ReportDiff, ScanRef
 
 Report = Mapping[str, Any]
 SKIPPED_FINDINGS = frozenset({"port.unexpected"})  # derived from ports: compared as ports
@@ -364,7 +364,7 @@ def _findings(target: Mapping[str, Any]) -> dict[_FindingKey, Mapping[str, Any]]
 
 def _severity(finding: Mapping[str, Any]) -> Severity:
     try:
-        return Severity(finding.get("severity"))
+        return Severity(str(finding.get("severity")))
     except ValueError:
         return Severity.INFO
 

@@ -12,10 +12,10 @@ import json
 import os
 from typing import Any
 
+from scanner.core.diff import ReportDiff
 from scanner.core.report import ScanReport
 from scanner.core.summary import ReportSummary, summarize
 from scanner.core.text import safe_tree
-from scanner.report.diff import ReportDiff
 
 VALIDATE_ENV = "EXPOSURE_VALIDATE_REPORTS"
 # A ceiling, not the caps: the stages cap what they keep (banners 4 KiB, titles 200...) and

@@ -16,10 +16,10 @@ from __future__ import annotations
 import html
 import re
 
+from scanner.core.diff import ReportDiff
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.core.summary import ProblemGroup, ReportSummary
-from scanner.report.diff import ReportDiff
 from scanner.report.inline import split_code_spans
 from scanner.report.view import (
     DiffView,

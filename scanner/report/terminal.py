@@ -26,11 +26,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from scanner.core.diff import ReportDiff
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.core.summary import ExposedService, ProblemGroup, ReportSummary
 from scanner.core.text import safe_text
-from scanner.report.diff import ReportDiff
 from scanner.report.inline import split_code_spans
 from scanner.report.view import (
     CUT_MARK,
@@ -458,9 +458,6 @@ def _render_diff(diff: DiffView, out: _Out) -> None:
         out.line(Text("  nothing changed"))
     for change in diff.changes:
         mark, style = CHANGE_MARKS[change.kind]
-        segments = [(f"{change.where}: {change.summary}", "")]
-        if change.kind == "changed" and (change.before or change.after):
-            segments.append((f" ({change.before or '-'} -> {change.after or '-'})", "dim"))
-        elif extra := (change.after if change.kind == "added" else change.before):
-            segments.append((f" ({extra})", "dim"))
-        out.wrapped(segments, prefix=Text(f"  {mark} ", style=style), indent="    ")
+        # The diff's summary already says the port and what it was and is now.
+        out.wrapped([(f"{change.addresses}: ", "dim"), (change.summary, "")],
+                    prefix=Text(f"  {mark} ", style=style), indent="    ")

@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.core.diff import Change, ReportDiff
 from scanner.core.findings import Finding, Severity
 from scanner.core.grades import grade_of
 from scanner.core.report import Note, PortReport, ScanReport, TargetReport
 from scanner.core.summary import ReportSummary, open_ports_of, summarize
 from scanner.core.text import TRUNCATION_MARK, safe_text, safe_tree
-from scanner.report.diff import ReportDiff
 from scanner.report.shodan import compact_record
 from scanner.targets.ports import compress_ports
 
@@ -312,9 +312,10 @@ class TargetGroup:
 
 @dataclass(frozen=True)
 class ChangeView:
-    kind: str  # "added" | "removed" | "changed" (anything else shows as "changed")
-    what: str
-    where: str
+    kind: str  # "added" | "removed" | "changed": ChangeKind.direction
+    what: str  # the ChangeKind ("port.opened", "tls.grade_changed", ...)
+    addresses: str  # where it was seen (one change may hold IPv4 and IPv6)
+    where: str  # the addresses and the port
     summary: str
     before: str
     after: str
@@ -740,29 +741,44 @@ def _severity_counts(findings: Sequence[FindingView]) -> dict[Severity, int]:
 def _diff_view(diff: ReportDiff) -> DiffView:
     changes = sorted(
         diff.changes,
-        key=lambda c: (-(c.severity.rank if c.severity else -1), c.address, c.port or 0),
+        key=lambda c: (-c.severity.rank, c.addresses, c.port or 0),
     )
     return DiffView(
-        previous_scan_id=safe_text(diff.previous_scan_id, 64),
-        previous_started_at=safe_text(diff.previous_started_at, 64),
+        previous_scan_id=safe_text(diff.before.id if diff.before else "", 64),
+        previous_started_at=safe_text(diff.before.started_at if diff.before else "", 64),
         changes=tuple(_change_view(change) for change in changes[:500]),
     )
 
 
-def _change_view(change: Any) -> ChangeView:
-    kind = str(change.kind)
-    where = safe_text(change.address, NAME_CHARS)
+def _change_view(change: Change) -> ChangeView:
+    addresses = safe_text(", ".join(change.addresses) or change.target, NAME_CHARS)
+    where = addresses
     if change.port:
         where += f" port {change.port}/{safe_text(change.protocol, 8)}"
     return ChangeView(
-        kind=kind if kind in ("added", "removed", "changed") else "changed",
-        what=safe_text(change.what, 64),
+        kind=change.kind.direction,
+        what=str(change.kind),
+        addresses=addresses,
         where=where,
         summary=safe_text(change.summary, TITLE_CHARS),
-        before=safe_text(change.before or "", FACT_CHARS),
-        after=safe_text(change.after or "", FACT_CHARS),
+        before=safe_text(_value_text(change.before), FACT_CHARS),
+        after=safe_text(_value_text(change.after), FACT_CHARS),
         severity=change.severity,
     )
+
+
+def _value_text(value: Any) -> str:
+    """A change's before/after (a JSON value: a grade, a list of protocols, a service's
+    fields) as the short text a table cell shows."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {item}" for key, item in value.items() if item is not None)
+    return json.dumps(value)
 
 
 def _capped_notes(notes: Sequence[Note]) -> tuple[Note, ...]:

@@ -146,7 +146,7 @@ class StoredTarget:
     position: int
     address: str
     stage: Stage
-    target: dict[str, Any]  # the exposure-report/1 "targets" item
+    target: dict[str, Any]  # the exposure-report/2 "targets" item
 
 
 def _process_start(pid: int) -> str | None:
@@ -331,7 +331,7 @@ class Store:
                                "`exposure history` shows which scans were interrupted")
 
     def finish_scan(self, seq: int, report: dict[str, Any]) -> None:
-        """Store the finished scan's report (exposure-report/1 dict) and mark the row done."""
+        """Store the finished scan's report (exposure-report/2 dict) and mark the row done."""
         scan = report.get("scan", {})
         status = "complete" if scan.get("complete", True) else "incomplete"
         findings = [f for target in report.get("targets", []) for f in target.get("findings", [])]
@@ -532,7 +532,8 @@ class Store:
         before: int | None = None,
     ) -> ScanRow | None:
         """The newest complete scan of exactly these inputs, or covering `target`."""
-        clauses, args = ["status = 'complete'"], []
+        clauses: list[str] = ["status = 'complete'"]
+        args: list[str | int] = []
         if inputs is not None:
             clauses.append("inputs = ?")
             args.append(_inputs_json(inputs))

@@ -15,10 +15,9 @@ from rich.console import Console
 
 from scanner.core.findings import Severity
 from scanner.core.report import ScanError
-from scanner.diff import ChangeKind, Side, diff_reports, tls_facts
+from scanner.diff import ChangeKind, ReportDiff, Side, diff_reports, tls_facts
 from scanner.diff.baseline import parse_baseline
 from scanner.diff.render import render_diff
-from scanner.diff.report_adapter import for_reports
 
 V4, V6 = "198.51.100.7", "2001:db8::7"
 
@@ -259,8 +258,8 @@ def test_to_dict_is_json_and_renders(capsys: pytest.CaptureFixture[str]) -> None
     render_diff(diff, Console(width=200, no_color=True))
     out = capsys.readouterr().out
     assert "scan #1" in out and "port 8080/tcp opened" in out
-    adapted = for_reports(diff)
-    assert adapted.previous_scan_id == "a" and adapted.changes[0].kind == "added"
+    assert ReportDiff.from_dict(data) == diff  # the one model, through JSON and back
+    assert diff.count("added") == 1 and diff.changes[0].kind.direction == "added"
 
 
 # --- properties ------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from scanner.cli import main
+from scanner.core.diff import ReportDiff
 from scanner.core.findings import Finding, Severity
 from scanner.core.report import PortReport, ScanError, ScanReport, TargetReport
-from scanner.report.diff import ReportDiff
 from scanner.report.json_report import VALIDATE_ENV, render_json, report_document
 from scanner.report.schema import ReportInvalid, load_schema, validate_report
 from tests.unit.test_report_samples import hostile_diff, hostile_report, sample_diff, sample_report
