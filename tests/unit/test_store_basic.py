@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from scanner.core.findings import Finding, Severity
 from scanner.core.report import Note, PortReport, ScanError, ScanReport, TargetReport
+from scanner.diff import Side, diff_reports
 from scanner.store import NoDatabase, ScanNotFound, Store, default_db_path, report_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,3 +206,30 @@ def test_cli_scan_saves_and_show_renders_every_format(tmp_path: Path,
             assert json.loads(shown)["scan"] == saved["scan"]
     assert main(["history", "--db", str(db)]) == 0
     assert saved["scan"]["id"] in capsys.readouterr().out
+
+
+def test_a_history_row_of_exposure_report_1_loads_and_diffs(tmp_path: Path) -> None:
+    """A row an earlier version wrote (/1: sentences) against one of today (/2: objects)."""
+    old = report("0123456789ab", 22, 8123)
+    old["schema"] = "exposure-report/1"
+    old["targets"][0]["findings"].append({
+        "id": "ha.onboarding_open", "severity": "critical", "port": 8123, "protocol": "tcp",
+        "title": "t", "evidence": "e", "remediation": "r", "references": []})
+    old["targets"][0]["notes"] = ["port 22: PermitRootLogin cannot be seen"]
+    new = report("0123456789ac", 22, 8123)
+    new["scan"]["errors"] = [ScanError("check", "TimeoutError()", "198.51.100.7", 8123,
+                                       check="ha").to_dict()]
+    with Store.open(tmp_path / "h.db") as store:
+        for data in (old, new):
+            store.finish_scan(store.begin_scan(["home.example"], "22,8123"), data)
+        first, second = sorted(store.list_scans(), key=lambda row: row.seq)
+        loaded = store.load_report(first)
+        assert loaded["schema"] == "exposure-report/2"
+        assert loaded["targets"][0]["notes"] == [
+            {"port": 22, "text": "PermitRootLogin cannot be seen"}]
+        assert report_from_dict(loaded).targets[0].notes == [
+            Note(22, "PermitRootLogin cannot be seen")]
+        diff = diff_reports(Side(loaded, seq=first.seq),
+                            Side(store.load_report(second), seq=second.seq))
+    # The ha check failed on 8123 in the later scan: its finding is not called resolved.
+    assert diff.changes == () and "is not reported as resolved" in diff.notes[0]
