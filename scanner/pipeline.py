@@ -282,7 +282,7 @@ class Pipeline:
         if self._observer is not None:
             self._observer.target_done(target_report)
 
-    # --- UDP ----------------------------------------------------------------------------------
+    # --- InternetDB and UDP -----------------------------------------------------------------
 
     async def _internetdb(
         self, target: Target, target_report: TargetReport
