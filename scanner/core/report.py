@@ -73,8 +73,9 @@ class ScanError:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScanError:
         port = data.get("port")
+        stage = str(data.get("stage"))
         return cls(
-            stage=str(data.get("stage") or "scan"),
+            stage=stage if stage in ERROR_STAGES else "scan",
             message=str(data.get("message", "")),
             address=_optional(data.get("address")),
             port=port if isinstance(port, int) else None,
