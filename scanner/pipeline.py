@@ -27,12 +27,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from scanner.checks.runner import PortChecks, check_port, merge_details
-from scanner.core.findings import Finding, FindingSpec, Severity
-from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner import assemble
+from scanner.checks.runner import PortChecks, check_port
+from scanner.core.report import ScanError, ScanReport, TargetReport
 from scanner.discovery import DiscoveryEngine, HostDiscovery, PortState, discover_hosts
-from scanner.discovery.udp import UdpOptions, probe_udp, udp_findings
-from scanner.identification import PortResult, ServiceIdentity, merge_nmap, with_note
+from scanner.discovery.udp import UdpOptions, UdpScan, scan_udp
+from scanner.identification import PortResult, merge_nmap, with_note
 from scanner.identification.engine import PortProbe
 from scanner.identification.nmap_fallback import NmapOutcome, nmap_identify_port
 from scanner.net import Dialer, ScanBudget
@@ -40,6 +40,7 @@ from scanner.targets import IPAddress, Target
 
 if TYPE_CHECKING:
     from scanner.api import ScanOptions
+    from scanner.identification.internetdb import InternetDbLookup
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +76,10 @@ class ScanObserver(Protocol):
         """One address is finished: this TargetReport is final."""
 
 
-ANSWERS_ALL_PORTS = FindingSpec(
-    id="discovery.answers_all_ports",
-    severity=Severity.INFO,
-    title="The host accepts connections on every port",
-)
-FINDINGS: tuple[FindingSpec, ...] = (ANSWERS_ALL_PORTS,)  # part of scanner.core.catalogue
-
-
 @dataclass
 class _PortOutcome:
     result: PortResult | None = None
     checks: PortChecks | None = None
-    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,7 +91,7 @@ class _Host:
     tasks: dict[int, asyncio.Task[_PortOutcome]] = field(default_factory=dict)
     discovery: HostDiscovery | None = None
     answers_all: bool = False
-    udp: asyncio.Future[Any] | None = None
+    udp: asyncio.Future[UdpScan] | None = None
     identified: int = 0
     checked: int = 0
 
@@ -173,7 +165,7 @@ class Pipeline:
             ))
         except OSError as error:
             self._report.complete = False
-            self._report.errors.append(f"discovery failed: {error}")
+            self._report.errors.append(ScanError("discovery", str(error)))
             return None
 
     def _port_found(self, address: IPAddress, port: int) -> None:
@@ -268,33 +260,41 @@ class Pipeline:
 
     async def _complete(self, host: _Host) -> None:
         assert host.discovery is not None
-        target_report = _target_report(host.target, host.discovery)
+        target_report = assemble.target_report(host.target, host.discovery)
         self._report.targets.append(target_report)
         if self._observer is not None:
             self._observer.ports_found(target_report)
         outcomes = await _settle(list(host.tasks.values()))
-        by_port = {port.port: port for port in target_report.ports}
         for port, outcome in sorted(zip(host.tasks, outcomes, strict=True)):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, asyncio.CancelledError):
-                    self._report.errors.append(
-                        f"{host.target.address}: port {port} failed: {outcome!r}"[:300]
-                    )
+                    self._report.errors.append(assemble.port_failed(target_report, port, outcome))
                 continue
-            _apply_outcome(by_port[port], outcome, target_report, self._report)
+            identity = outcome.result.identity if outcome.result is not None else None
+            self._report.errors += assemble.add_port(target_report, port, identity,
+                                                     outcome.checks)
         if host.udp is not None:
-            self._apply_udp(target_report, await host.udp)
+            assemble.add_udp(target_report, await host.udp)
         if self._options.internetdb_url:
-            open_ports = [port.port for port in target_report.open_ports]
-            await asyncio.to_thread(_compare_with_internetdb, host.target, target_report,
-                                    open_ports, self._options.internetdb_url)
-        target_report.findings.sort(key=lambda finding: (-finding.severity.rank, finding.port or 0))
+            assemble.add_internetdb(target_report,
+                                    await self._internetdb(host.target, target_report))
+        assemble.finish(target_report)
         if self._observer is not None:
             self._observer.target_done(target_report)
 
-    # --- UDP ----------------------------------------------------------------------------------
+    # --- InternetDB and UDP -----------------------------------------------------------------
 
-    def _probe_udp(self, target: Target) -> list[Any]:
+    async def _internetdb(
+        self, target: Target, target_report: TargetReport
+    ) -> InternetDbLookup:
+        from scanner.identification import internetdb  # requests: only paid for with --internetdb
+
+        assert self._options.internetdb_url is not None
+        open_ports = [port.port for port in target_report.open_ports]
+        return await asyncio.to_thread(internetdb.look_up, target.address, open_ports,
+                                       self._options.internetdb_url)
+
+    def _probe_udp(self, target: Target) -> UdpScan:
         self._tell(target, "udp", 0, 1)
         udp_options = UdpOptions(
             timeout=self._options.discovery.timeout,
@@ -302,15 +302,9 @@ class Pipeline:
             dns_name=self._options.udp_dns_name,
             bucket=self._budget.bucket,
         )
-        services = probe_udp(target.address, udp_options)
+        found = scan_udp(target.address, udp_options)
         self._tell(target, "udp", 1, 1)
-        return services
-
-    @staticmethod
-    def _apply_udp(target_report: TargetReport, services: list[Any]) -> None:
-        for service in services:
-            target_report.ports.append(PortReport(**service.to_port_dict()))
-        target_report.findings.extend(udp_findings(services))
+        return found
 
     def _tell(self, target: Target | None, stage: str, done: int, total: int) -> None:
         if self._progress is None:
@@ -336,92 +330,3 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, coroutine).result()
-
-
-# --- assembling an address's report ----------------------------------------------------------
-
-
-def _apply_outcome(
-    port: PortReport, outcome: _PortOutcome, target_report: TargetReport, report: ScanReport
-) -> None:
-    if outcome.result is not None:
-        _apply_identity(port, outcome.result.identity)
-    if outcome.checks is not None:
-        _apply_checks(port, outcome.checks, target_report, report)
-
-
-def _apply_identity(port: PortReport, identity: ServiceIdentity) -> None:
-    port.service = identity.service
-    port.product = identity.product
-    port.version = identity.version
-    port.tls = identity.tls
-    port.banner = identity.banner
-    port.details.update(identity.details)
-    if identity.source != "probe":
-        port.details["identified_by"] = identity.source
-
-
-def _apply_checks(
-    port: PortReport, outcome: PortChecks, target_report: TargetReport, report: ScanReport
-) -> None:
-    merge_details(port.details, outcome.details)
-    if outcome.product:
-        port.product, port.version = outcome.product, outcome.version
-    if outcome.service and not port.service:  # a protocol a check's probe found (X11...)
-        port.service = outcome.service
-    target_report.findings.extend(outcome.findings)
-    target_report.notes.extend(f"port {port.port}: {note}" for note in outcome.notes)
-    for error in outcome.errors:
-        report.errors.append(f"{target_report.address}: {error}")
-
-
-def _target_report(target: Target, found: HostDiscovery) -> TargetReport:
-    result = TargetReport(
-        input=target.input,
-        address=str(target.address),
-        hostname=target.hostname,
-        answers_all_ports=found.answers_all_ports,
-        notes=list(found.notes),
-    )
-    for port, state in sorted(found.states.items()):
-        if state is PortState.FILTERED:
-            result.filtered_count += 1
-        else:
-            result.ports.append(PortReport(port=port, protocol="tcp", state=str(state)))
-    if found.answers_all_ports:
-        result.findings.append(_answers_all_ports_finding(found))
-    return result
-
-
-def _answers_all_ports_finding(found: HostDiscovery) -> Finding:
-    return ANSWERS_ALL_PORTS.finding(
-        port=None,
-        evidence=found.notes[0] if found.notes else "random canary ports answered as open",
-        remediation=(
-            "Something in front of this address (a tarpit, honeypot, or a firewall/CDN "
-            "that completes handshakes itself) answers on all ports, so open ports cannot be "
-            "told apart from the outside. Scan the device behind it from your LAN "
-            "(exposure preflight) or check the router's port-forwarding table."
-        ),
-    )
-
-
-def _compare_with_internetdb(
-    target: Target, target_report: TargetReport, open_ports: list[int], base_url: str
-) -> None:
-    """Side by side with Shodan's record. A failure is a note, never a failed scan."""
-    from scanner.identification import internetdb  # requests: only paid for with --internetdb
-
-    own_server = base_url.rstrip("/") != internetdb.DEFAULT_BASE_URL
-    # Shodan only has public IPv4; a server the user points us at may know other addresses.
-    if not (internetdb.eligible(target.address) or (own_server and target.address.version == 4)):
-        target_report.internetdb = {"skipped": "InternetDB covers public IPv4 addresses only"}
-        return
-    result = internetdb.fetch_internetdb(target.address, base_url)
-    if result.record is None:
-        target_report.internetdb = {"warning": result.warning}
-        target_report.notes.append(result.warning or "InternetDB lookup failed")
-        return
-    comparison = internetdb.compare_with_scan(result.record, open_ports)
-    target_report.internetdb = comparison.details
-

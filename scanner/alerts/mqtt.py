@@ -39,7 +39,7 @@ import paho.mqtt.client as paho
 
 from scanner import __version__
 from scanner.alerts.base import Alert, AlertError, TargetState
-from scanner.diff.model import ChangeKind
+from scanner.core.diff import ChangeKind
 from scanner.diff.tls_facts import grade_rank
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from typing import Any
 from scanner.checks.base import Check, CheckContext, CheckOptions, CheckResult, port_endpoint
 from scanner.checks.registry import all_checks
 from scanner.core.findings import Finding
+from scanner.core.report import Note, ScanError
 from scanner.identification.model import ServiceIdentity
 from scanner.net import Connector, Dialer, Limits, ScanBudget
 from scanner.targets import Target
@@ -25,8 +26,8 @@ MAX_PORTS_IN_PARALLEL = 8  # per host: politeness, and servers like sshd throttl
 class PortChecks:
     findings: list[Finding] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)  # without the address: the caller's
     product: str | None = None
     version: str | None = None
     service: str | None = None
@@ -131,14 +132,14 @@ def _add(outcome: PortChecks, check: Check, port: int, ran: _Ran) -> None:
     if ran is None:
         return
     if isinstance(ran, str):
-        outcome.notes.append(ran)
+        outcome.notes.append(Note(port, ran))
         return
     if isinstance(ran, BaseException):
-        outcome.errors.append(f"{check.name} check on port {port} failed: {ran!r}"[:300])
+        outcome.errors.append(ScanError("check", repr(ran)[:300], port=port, check=check.name))
         return
     outcome.findings.extend(ran.findings)
     merge_details(outcome.details, ran.details)
-    outcome.notes.extend(ran.notes)
+    outcome.notes.extend(Note(port, note) for note in ran.notes)
     if ran.product:
         outcome.product, outcome.version = ran.product, ran.version
     if ran.service:

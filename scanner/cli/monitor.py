@@ -27,7 +27,6 @@ from scanner.core.summary import open_port_count
 from scanner.core.text import safe_text
 from scanner.diff import ReportDiff, Side, diff_reports, load_baseline
 from scanner.diff.render import render_diff
-from scanner.diff.report_adapter import for_reports
 from scanner.discovery import DiscoveryOptions
 from scanner.errors import BadInput
 from scanner.store import (
@@ -186,7 +185,7 @@ def show_command(
             _say_partial(row)
     plan.prepare()
     render_outputs(report_from_dict(data), plan, shodan=shodan,
-                   diff_for_files=for_reports(diff) if diff is not None else None)
+                   diff_for_files=diff)
     return EXIT_OK
 
 

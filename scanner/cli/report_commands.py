@@ -10,7 +10,7 @@ from scanner.report.schema import schema_text
 
 @app.command("schema")
 def schema_command() -> int:
-    """Print the JSON Schema (exposure-report/1) that every JSON report follows."""
+    """Print the JSON Schema (exposure-report/2) that every JSON report follows."""
     text = schema_text()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return EXIT_OK

@@ -35,6 +35,7 @@ from scanner.cli.progress import WHOLE_SCAN, ProgressDisplay
 from scanner.cli.signals import StopOnSignals
 from scanner.cli.validate import check_ca_file, check_db_path
 from scanner.core.catalogue import finding_catalogue
+from scanner.core.diff import ReportDiff
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.core.summary import ReportSummary, summarize
@@ -43,7 +44,6 @@ from scanner.diff import apply_baseline, load_baseline
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
 from scanner.errors import BadInput, ScanFailed
 from scanner.identification.internetdb import DEFAULT_BASE_URL as INTERNETDB_DEFAULT_URL
-from scanner.report.diff import ReportDiff
 from scanner.report.html import render_html
 from scanner.report.json_report import render_json
 from scanner.report.markdown import render_markdown
@@ -466,7 +466,7 @@ def render_outputs(
             failures.append(failure)
     if quiet and plan.to_stdout is not None:  # errors are not findings; cron must hear of them
         for error in report.errors:
-            sys.stderr.write(f"exposure: scan error: {safe_text(error, 500)}\n")
+            sys.stderr.write(f"exposure: scan error: {safe_text(error.line(), 500)}\n")
     if failures:
         raise failures[0]
 

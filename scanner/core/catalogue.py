@@ -1,7 +1,7 @@
 """The one finding catalogue: every id the scanner can report, built once.
 
 Findings are declared where they are produced: each check lists its own (`Check.catalogue`),
-and the stages that produce findings without a check (discovery's UDP probes, the pipeline's
+and the stages that produce findings without a check (discovery: its UDP probes and its
 "answers on every port", the baseline's `port.unexpected`, the fleet's vantage comparison) each
 export a `FINDINGS` tuple. The catalogue gathers them by module name, the way a plugin registry
 does, so core never imports a stage and a new check module is picked up without editing this
@@ -19,8 +19,8 @@ from scanner.core.findings import FindingSpec
 
 # Modules that export FINDINGS. scanner.checks.registry exports every check's catalogue.
 FINDING_SOURCES: tuple[str, ...] = (
+    "scanner.discovery",
     "scanner.discovery.udp",
-    "scanner.pipeline",
     "scanner.checks.registry",
     "scanner.diff.baseline",
     "scanner.fleet.vantage",

@@ -1,8 +1,6 @@
-"""Diff of two scans as data (ReportDiff.to_dict()), a baseline of expected ports, a renderer."""
+"""Diff of two scans (the model is scanner.core.diff), a baseline of expected ports, a renderer."""
 
-from scanner.diff.baseline import PORT_UNEXPECTED, Baseline, apply_baseline, load_baseline
-from scanner.diff.compute import Side, diff_reports
-from scanner.diff.model import (
+from scanner.core.diff import (
     DIFF_SCHEMA,
     BaselineViolation,
     Change,
@@ -10,6 +8,8 @@ from scanner.diff.model import (
     ReportDiff,
     ScanRef,
 )
+from scanner.diff.baseline import PORT_UNEXPECTED, Baseline, apply_baseline, load_baseline
+from scanner.diff.compute import Side, diff_reports
 
 __all__ = [
     "DIFF_SCHEMA",

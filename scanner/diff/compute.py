@@ -1,4 +1,4 @@
-"""Compare two reports (exposure-report/1 dicts) target by target, port by port.
+"""Compare two reports (exposure-report dicts, /2 or /1) target by target, port by port.
 
 Only facts that mean a change of exposure are compared: port states, what answers on a port,
 findings (id, port, severity), TLS grade, protocols and certificate. Evidence text, banners,
@@ -9,16 +9,16 @@ addresses of the same target (IPv4 and IPv6 of one name) is reported once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from scanner.core.diff import BaselineViolation, Change, ChangeKind, ReportDiff, ScanRef
 from scanner.core.findings import Severity
+from scanner.core.legacy import errors_of
 from scanner.core.text import safe_text
 from scanner.diff import tls_facts
 from scanner.diff.baseline import Baseline
-from scanner.diff.model import BaselineViolation, Change, ChangeKind, ReportDiff, ScanRef
 
 Report = Mapping[str, Any]
 SKIPPED_FINDINGS = frozenset({"port.unexpected"})  # derived from ports: compared as ports
@@ -59,18 +59,11 @@ class Side:
 
     def checks_failed_on(self, address: str, port: int | None) -> bool:
         """A check crashed or timed out on this port: its findings may be missing."""
-        for error in self.report.get("scan", {}).get("errors", []):
-            match = _CHECK_ERROR.match(str(error))
-            if match and match["address"] == address and (
-                port is None or int(match["port"]) == port
-            ):
-                return True
-        return False
-
-
-# How the pipeline words a check failure in scan.errors (scanner/api.py, checks/runner.py):
-# "203.0.113.10: ha check on port 8123 failed: ..."
-_CHECK_ERROR = re.compile(r"^(?P<address>[^\s]+): .*? on port (?P<port>\d+) failed")
+        return any(
+            error.stage in ("check", "port") and error.address == address
+            and (port is None or error.port == port)
+            for error in errors_of(self.report.get("scan", {}))
+        )
 
 
 def diff_reports(
@@ -371,7 +364,7 @@ def _findings(target: Mapping[str, Any]) -> dict[_FindingKey, Mapping[str, Any]]
 
 def _severity(finding: Mapping[str, Any]) -> Severity:
     try:
-        return Severity(finding.get("severity"))
+        return Severity(str(finding.get("severity")))
     except ValueError:
         return Severity.INFO
 

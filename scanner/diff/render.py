@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from scanner.core.diff import Change, ReportDiff, ScanRef
 from scanner.core.findings import Severity
 from scanner.core.text import safe_text
-from scanner.diff.model import Change, ReportDiff, ScanRef
 
 SEVERITY_STYLES = {
     Severity.CRITICAL: "bold white on red",

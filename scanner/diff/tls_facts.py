@@ -62,8 +62,8 @@ def protocols(details: Any) -> tuple[tuple[str, ...], str] | None:
 
 def _protocol_names(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, list | tuple):
-        names = [_protocol_name(item) for item in value]
-        return tuple(sorted({name for name in names if name}))
+        found = {name for name in (_protocol_name(item) for item in value) if name}
+        return tuple(sorted(found))
     if isinstance(value, Mapping):  # {"TLSv1.2": true} or {"TLSv1.2": {"accepted": true}}
         names = [str(key)[:MAX_FIELD] for key, item in value.items() if _accepted(item)]
         return tuple(sorted(names))

@@ -7,6 +7,8 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 
+from scanner.core.findings import Finding, FindingSpec, Severity
+from scanner.core.report import Note
 from scanner.discovery.base import (
     DiscoveryEngine,
     DiscoveryOptions,
@@ -21,6 +23,13 @@ from scanner.targets import IPAddress
 
 ENGINE_NAMES = ("auto", "syn", "connect", "nmap")
 log = logging.getLogger(__name__)
+
+ANSWERS_ALL_PORTS = FindingSpec(
+    id="discovery.answers_all_ports",
+    severity=Severity.INFO,
+    title="The host accepts connections on every port",
+)
+FINDINGS: tuple[FindingSpec, ...] = (ANSWERS_ALL_PORTS,)  # part of scanner.core.catalogue
 
 CANARY_COUNT = 4
 CANARY_RANGE = range(40000, 65536)  # rarely used ports: a real host has them closed or filtered
@@ -142,18 +151,35 @@ def _judge(
     if len(open_canaries) >= ANSWERS_ALL_THRESHOLD:
         opened = sum(1 for port in ports if states.get(port) is PortState.OPEN)
         result.answers_all_ports = True
-        result.notes.append(
+        seen = (
             f"{address} answered as open on {len(open_canaries)} of {len(canaries)} random "
             f"canary ports and on {opened} of {len(ports)} requested ports: a tarpit, honeypot "
             "or middlebox that accepts every connection; its ports cannot be told apart"
         )
+        result.notes.append(Note(None, seen))
+        result.findings.append(_answers_all_ports_finding(seen))
         return result
     result.states = {port: states.get(port, PortState.FILTERED) for port in ports}
     return result
 
 
+def _answers_all_ports_finding(seen: str) -> Finding:
+    return ANSWERS_ALL_PORTS.finding(
+        port=None,
+        evidence=seen,
+        remediation=(
+            "Something in front of this address (a tarpit, honeypot, or a firewall/CDN "
+            "that completes handshakes itself) answers on all ports, so open ports cannot be "
+            "told apart from the outside. Scan the device behind it from your LAN "
+            "(exposure preflight) or check the router's port-forwarding table."
+        ),
+    )
+
+
 __all__ = [
+    "ANSWERS_ALL_PORTS",
     "ENGINE_NAMES",
+    "FINDINGS",
     "DiscoveryEngine",
     "DiscoveryOptions",
     "HostDiscovery",

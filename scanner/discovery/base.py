@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from scanner.core.findings import Finding
+from scanner.core.report import Note
 from scanner.net.budget import ScanBudget
 from scanner.targets import IPAddress
 
@@ -40,7 +42,8 @@ class HostDiscovery:
     engine: str
     states: dict[int, PortState] = field(default_factory=dict)
     answers_all_ports: bool = False  # a middlebox or tarpit that SYN-ACKs every port
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # discovery.answers_all_ports
 
     def ports_in(self, state: PortState) -> list[int]:
         return sorted(port for port, current in self.states.items() if current is state)

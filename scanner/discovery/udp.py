@@ -28,6 +28,7 @@ pacing when a rate cap is given: about 10 datagrams per round).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import selectors
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.core.findings import Finding, FindingSpec, Severity
+from scanner.core.report import PortReport
 from scanner.core.text import safe_text
 from scanner.net.budget import RateBucket
 from scanner.targets import IPAddress
@@ -187,7 +189,7 @@ def run_exchanges(address: IPAddress, exchanges: Sequence[Exchange], options: Ud
             for sock, exchange in zip(sockets, exchanges, strict=True):
                 if attempt == 0 or exchange.service not in settled:
                     if pace:  # the datagram leaves at the moment the bucket admits it
-                        pace.take(emit=lambda sock=sock, exchange=exchange: _send(sock, exchange))
+                        pace.take(emit=functools.partial(_send, sock, exchange))
                     else:
                         _send(sock, exchange)
             _collect(selector, time.monotonic() + options.timeout)
@@ -676,6 +678,23 @@ PROBES: tuple[UdpProbe, ...] = (
     UdpProbe("memcached", lambda o: (("stats", memcached_stats()),), _judge_memcached),
     UdpProbe("wireguard", lambda o: (), _judge_wireguard),
 )
+
+
+@dataclass(frozen=True)
+class UdpScan:
+    """What UDP probing of one address found: its port entries and the findings they justify."""
+
+    services: tuple[UdpService, ...]
+    findings: tuple[Finding, ...]
+
+    def port_reports(self) -> list[PortReport]:
+        return [PortReport(**service.to_port_dict()) for service in self.services]
+
+
+def scan_udp(address: IPAddress, options: UdpOptions | None = None) -> UdpScan:
+    """The UDP stage of a scan: probe the services, judge them, say what they expose."""
+    services = probe_udp(address, options)
+    return UdpScan(tuple(services), tuple(udp_findings(services)))
 
 
 def probe_udp(address: IPAddress, options: UdpOptions | None = None) -> list[UdpService]:

@@ -9,11 +9,12 @@ not in it (as a single-machine scan leaves out an address whose discovery failed
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.core.report import ScanReport, TargetReport
+from scanner.core.report import ScanError, ScanReport, TargetReport
 from scanner.fleet.spec import TaskSpec
 from scanner.fleet.vantage import combine
 from scanner.store.codec import report_from_dict
@@ -39,17 +40,19 @@ def merge_results(
     for spec in plan:
         seen = addresses.setdefault(spec.address, {}).setdefault(spec.vantage, _Seen())
         record = by_key.get(spec.key)
-        where = _where(spec, vantages)
+        vantage = spec.vantage if vantages else None
         if record is None or record.status != "done" or record.result is None:
             seen.missing = True
             why = record.error if record is not None and record.error else "no worker finished it"
-            header.errors.append(f"{where}: {why}")
+            header.errors.append(ScanError("task", why + _which_ports(spec), spec.address,
+                                           vantage=vantage))
             header.complete = False
             continue
         part = _part_report(record.result)
         if not part.complete:
             header.complete = False
-        header.errors.extend(f"{where}: {error}" if vantages else error for error in part.errors)
+        header.errors.extend(dataclasses.replace(error, vantage=vantage) if vantage else error
+                             for error in part.errors)
         if part.engine and part.engine not in engines:
             engines.append(part.engine)
         seen.targets.extend(part.targets)
@@ -71,13 +74,11 @@ def merge_results(
     return header
 
 
-def _where(spec: TaskSpec, vantages: Sequence[str]) -> str:
-    where = spec.address
-    if vantages:
-        where += f" from {spec.vantage}"
+def _which_ports(spec: TaskSpec) -> str:
+    """Which part of the address the task was, when it was one of several."""
     if spec.part or len(spec.ports) > 40:
-        where += f" (ports {spec.ports[:40]}{'...' if len(spec.ports) > 40 else ''})"
-    return where
+        return f" (ports {spec.ports[:40]}{'...' if len(spec.ports) > 40 else ''})"
+    return ""
 
 
 def _part_report(result: dict[str, Any]) -> ScanReport:

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from scanner.core.findings import Finding, FindingSpec, Severity
-from scanner.core.report import PortReport, TargetReport
+from scanner.core.report import Note, PortReport, TargetReport
 
 VANTAGE_DIFFERENCE = FindingSpec(
     id="vantage.difference",
@@ -140,22 +140,23 @@ def _differences(states: Mapping[str, dict[int, str]], vantages: Sequence[str]) 
 
 
 def _notes(seen: Mapping[str, TargetReport], states: Mapping[str, dict[int, str]],
-           reliable: Sequence[str]) -> list[str]:
-    notes = [f"scanned from {len(seen)} vantage points: {', '.join(seen)}"]
+           reliable: Sequence[str]) -> list[Note]:
+    notes = [Note(None, f"scanned from {len(seen)} vantage points: {', '.join(seen)}")]
     for vantage, target in seen.items():
         if target.answers_all_ports:
-            notes.append(f"from {vantage}, the address accepts connections on every port: its "
-                         "ports are not compared")
+            notes.append(Note(None, f"from {vantage}, the address accepts connections on every "
+                                    "port: its ports are not compared"))
     for port in sorted(states[next(iter(seen))]):
         closed = [v for v in reliable if states[v][port] == "closed"]
         filtered = [v for v in reliable if states[v][port] == "filtered"]
         if closed and filtered and len(closed) + len(filtered) == len(reliable):
-            notes.append(f"port {port}: closed from {', '.join(closed)}, filtered from "
-                         f"{', '.join(filtered)} (a firewall on one path only)")
-    noted_by: dict[str, list[str]] = {}
+            notes.append(Note(port, f"closed from {', '.join(closed)}, filtered from "
+                                    f"{', '.join(filtered)} (a firewall on one path only)"))
+    noted_by: dict[Note, list[str]] = {}
     for vantage, target in seen.items():
         for note in target.notes:
             noted_by.setdefault(note, []).append(vantage)
     for note, vantages in noted_by.items():
-        notes.append(note if len(vantages) == len(seen) else f"{note} (from {', '.join(vantages)})")
+        notes.append(note if len(vantages) == len(seen) else
+                     Note(note.port, f"{note.text} (from {', '.join(vantages)})"))
     return notes

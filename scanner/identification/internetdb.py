@@ -22,6 +22,7 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error  # raised by response.raw reads
 
 from scanner import __version__
+from scanner.core.report import Note
 from scanner.core.text import safe_text
 from scanner.targets import IPAddress
 
@@ -57,9 +58,36 @@ class InternetDbComparison:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class InternetDbLookup:
+    """The InternetDB stage's answer for one address: the report's `internetdb` object and
+    what the reader should be told (a failed lookup is a note, never a failed scan)."""
+
+    details: dict[str, Any]
+    notes: tuple[Note, ...] = ()
+
+
 def eligible(address: IPAddress) -> bool:
     """InternetDB covers public IPv4 only; private, reserved and IPv6 addresses are skipped."""
     return address.version == 4 and address.is_global
+
+
+def worth_asking(address: IPAddress, base_url: str) -> bool:
+    """Shodan only has public IPv4; a server the user points us at may know other addresses
+    (a local replay of recorded answers), but still only IPv4 ones."""
+    own_server = base_url.rstrip("/") != DEFAULT_BASE_URL
+    return eligible(address) or (own_server and address.version == 4)
+
+
+def look_up(address: IPAddress, open_ports: Iterable[int], base_url: str) -> InternetDbLookup:
+    """Side by side with Shodan's record of `address`, or why there is none."""
+    if not worth_asking(address, base_url):
+        return InternetDbLookup({"skipped": "InternetDB covers public IPv4 addresses only"})
+    result = fetch_internetdb(address, base_url)
+    if result.record is None:
+        return InternetDbLookup({"warning": result.warning},
+                                (Note(None, result.warning or "InternetDB lookup failed"),))
+    return InternetDbLookup(compare_with_scan(result.record, open_ports).details)
 
 
 def fetch_internetdb(

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from scanner.alerts import Alert, AlertReason, TargetState
+from scanner.core.diff import Change, ChangeKind, ScanRef
 from scanner.core.findings import Severity
-from scanner.diff.model import Change, ChangeKind, ScanRef
 from scanner.store import FindingAlert
 
 DEFAULT_REMIND_S = 86400.0  # daily

@@ -30,7 +30,6 @@ from scanner.api import ScanOptions
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.diff import Baseline, ReportDiff, Side, apply_baseline, diff_reports
-from scanner.diff.report_adapter import for_reports
 from scanner.errors import BadInput
 from scanner.monitor import reminders
 from scanner.monitor.schedule import DEFAULT_JITTER, next_delay
@@ -163,7 +162,7 @@ class Watcher:
             result.report = report.to_dict()
             if not report.complete:
                 log.warning("scan incomplete (%s): stored, not compared; retry next time",
-                            "; ".join(report.errors)[:300])
+                            "; ".join(error.line() for error in report.errors)[:300])
                 return result
             self._compare_and_alert(result, store)
         finally:
@@ -180,9 +179,11 @@ class Watcher:
             if number == 1:  # a typo in the target: fail fast instead of retrying forever
                 self._end(store, seq, "failed", str(error))
                 raise
-            return self._failed(store, seq, result, error)
+            self._failed(store, seq, result, error)
+            return None
         except Exception as error:  # survive anything: log, retry at the next interval
-            return self._failed(store, seq, result, error)
+            self._failed(store, seq, result, error)
+            return None
         apply_baseline(report, self.options.baseline)
         if store is not None and seq is not None:
             try:
@@ -262,7 +263,7 @@ class Watcher:
             return
         temporary: str | None = None
         try:
-            text = render_html(report_from_dict(report), for_reports(diff))
+            text = render_html(report_from_dict(report), diff)
             handle, temporary = tempfile.mkstemp(prefix=".exposure-", suffix=".html",
                                                  dir=path.parent)
             with os.fdopen(handle, "w", encoding="utf-8") as output:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.core.findings import Severity
+from scanner.core.legacy import errors_of
+from scanner.core.report import ScanError
 from scanner.core.text import safe_text
 from scanner.preflight.policy import (
     ALSO_BLOCKING,
@@ -73,7 +75,7 @@ class Verdict:
 
 
 def decide(report: Mapping[str, Any], host: str, port: int, as_port: int | None = None) -> Verdict:
-    """Pure: the verdict for `port` of a report dict (exposure-report/1) of a LAN scan."""
+    """Pure: the verdict for `port` of a report dict (exposure-report/2) of a LAN scan."""
     external = as_port or port
     outside = tuple(text.format(as_port=external, host=host, port=port)
                     for text in OUTSIDE_DIFFERENCES)
@@ -90,7 +92,7 @@ def decide(report: Mapping[str, Any], host: str, port: int, as_port: int | None 
         _classify(finding, blocking, warnings)
     if not entry.get("service"):
         blocking.append(_unidentified())
-    blocking += [_check_failed(error) for error in report.get("scan", {}).get("errors", [])]
+    blocking += [_check_failed(error) for error in errors_of(report.get("scan", {}))]
     warnings += _forwarding_advice(entry, external)
     blocking.sort(key=lambda reason: -_rank(reason.severity))  # the worst reason first
     return Verdict(host, port, external, True, _describe(entry), tuple(blocking), tuple(warnings),
@@ -144,12 +146,12 @@ def _unidentified() -> Reason:
     )
 
 
-def _check_failed(error: Any) -> Reason:
+def _check_failed(error: ScanError) -> Reason:
     return Reason(
         id="preflight.check_failed",
         severity="unknown",
         title="a check could not run to the end, so its problems may be missing here",
-        why=safe_text(str(error), 400),
+        why=safe_text(error.line(), 400),
         fix="Run preflight again; if the error stays, report it (with `exposure scan HOST "
             "--ports PORT --format json`). Until every check has run, this cannot be called safe.",
     )

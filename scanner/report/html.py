@@ -26,11 +26,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from scanner.core.diff import ReportDiff
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.core.summary import ReportSummary
 from scanner.core.text import safe_text
-from scanner.report.diff import ReportDiff
 from scanner.report.inline import split_code_spans
 from scanner.report.view import SEVERITY_ORDER, build_view, severity_summary
 

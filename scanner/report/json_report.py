@@ -1,4 +1,4 @@
-"""The JSON report (SPEC "JSON report" contract, schema `exposure-report/1`).
+"""The JSON report (SPEC "JSON report" contract, schema `exposure-report/2`).
 
 With EXPOSURE_VALIDATE_REPORTS=1 in the environment every report is checked against the
 package's JSON Schema before it is printed, and a mismatch is an error. The test suite sets
@@ -12,10 +12,10 @@ import json
 import os
 from typing import Any
 
+from scanner.core.diff import ReportDiff
 from scanner.core.report import ScanReport
 from scanner.core.summary import ReportSummary, summarize
 from scanner.core.text import safe_tree
-from scanner.report.diff import ReportDiff
 
 VALIDATE_ENV = "EXPOSURE_VALIDATE_REPORTS"
 # A ceiling, not the caps: the stages cap what they keep (banners 4 KiB, titles 200...) and

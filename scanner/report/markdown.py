@@ -16,10 +16,10 @@ from __future__ import annotations
 import html
 import re
 
+from scanner.core.diff import ReportDiff
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.core.summary import ProblemGroup, ReportSummary
-from scanner.report.diff import ReportDiff
 from scanner.report.inline import split_code_spans
 from scanner.report.view import (
     DiffView,
@@ -238,7 +238,7 @@ def _target(target: TargetView) -> str:
         + (" · **every port answers** (tarpit or proxy)" if target.answers_all_ports else ""),
     ]
     if target.notes:  # checks quote commands in notes: their `code spans` stay code
-        blocks.append("\n".join(f"- {md_lines(note, '  ')}" for note in target.notes))
+        blocks.append("\n".join(f"- {md_lines(note.line(), '  ')}" for note in target.notes))
     if target.ports:
         blocks.append(_port_table(target))
     for extra in target.extras:

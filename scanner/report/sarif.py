@@ -235,7 +235,7 @@ def _invocation(report: ScanReport) -> dict[str, Any]:
     }
     if report.errors:
         invocation["toolExecutionNotifications"] = [
-            {"level": "error", "message": {"text": sarif_text(error, 1000)}}
+            {"level": "error", "message": {"text": sarif_text(error.line(), 1000)}}
             for error in report.errors[:100]
         ]
     return invocation

@@ -1,4 +1,4 @@
-"""The JSON report's schema (exposure-report/1), shipped inside the package.
+"""The JSON report's schema (exposure-report/2), shipped inside the package.
 
 `exposure schema` prints it; validate_report() checks a report against it. jsonschema is
 needed only to validate (a development dependency): printing the schema needs nothing.
@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-SCHEMA_RESOURCE = "exposure-report-1.json"
+SCHEMA_RESOURCE = "exposure-report-2.json"
 
 
 class ReportInvalid(ValueError):

@@ -26,11 +26,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from scanner.core.diff import ReportDiff
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.core.summary import ExposedService, ProblemGroup, ReportSummary
 from scanner.core.text import safe_text
-from scanner.report.diff import ReportDiff
 from scanner.report.inline import split_code_spans
 from scanner.report.view import (
     CUT_MARK,
@@ -344,19 +344,14 @@ def _grade_cell(service: ExposedService) -> Text:
     return Text(safe_text(service.tls_grade.display, 40), style=GRADE_STYLES.get(css, "bold"))
 
 
-_PORT_PREFIX = re.compile(r"^port (\d+): ")
-
-
 def _merged_notes(group: TargetGroup) -> list[tuple[str, str]]:
-    """Each note once: "port 22: X" on two addresses and port 2222 becomes one line for X."""
+    """Each note once: X on port 22 of two addresses and on port 2222 becomes one line for X."""
     merged: dict[str, tuple[list[str], list[str]]] = {}
     for target in group.targets:
         for note in target.notes:
-            match = _PORT_PREFIX.match(note)
-            text = note[match.end():] if match else note
-            ports, addresses = merged.setdefault(text, ([], []))
-            if match and match.group(1) not in ports:
-                ports.append(match.group(1))
+            ports, addresses = merged.setdefault(note.text, ([], []))
+            if note.port is not None and str(note.port) not in ports:
+                ports.append(str(note.port))
             if target.address not in addresses:
                 addresses.append(target.address)
     lines = []
@@ -463,9 +458,6 @@ def _render_diff(diff: DiffView, out: _Out) -> None:
         out.line(Text("  nothing changed"))
     for change in diff.changes:
         mark, style = CHANGE_MARKS[change.kind]
-        segments = [(f"{change.where}: {change.summary}", "")]
-        if change.kind == "changed" and (change.before or change.after):
-            segments.append((f" ({change.before or '-'} -> {change.after or '-'})", "dim"))
-        elif extra := (change.after if change.kind == "added" else change.before):
-            segments.append((f" ({extra})", "dim"))
-        out.wrapped(segments, prefix=Text(f"  {mark} ", style=style), indent="    ")
+        # The diff's summary already says the port and what it was and is now.
+        out.wrapped([(f"{change.addresses}: ", "dim"), (change.summary, "")],
+                    prefix=Text(f"  {mark} ", style=style), indent="    ")

@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.core.diff import Change, ReportDiff
 from scanner.core.findings import Finding, Severity
 from scanner.core.grades import grade_of
-from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.report import Note, PortReport, ScanReport, TargetReport
 from scanner.core.summary import ReportSummary, open_ports_of, summarize
 from scanner.core.text import TRUNCATION_MARK, safe_text, safe_tree
-from scanner.report.diff import ReportDiff
 from scanner.report.shodan import compact_record
 from scanner.targets.ports import compress_ports
 
@@ -275,7 +275,7 @@ class TargetView:
     ports: tuple[PortView, ...]  # open and closed, by port number
     findings: tuple[FindingView, ...]  # worst first
     severity_counts: Mapping[Severity, int]
-    notes: tuple[str, ...]
+    notes: tuple[Note, ...]  # their texts sanitised; render with Note.line()
     extras: tuple[DetailBlock, ...] = ()  # target keys added by later stages (internetdb...)
 
     @property
@@ -312,9 +312,10 @@ class TargetGroup:
 
 @dataclass(frozen=True)
 class ChangeView:
-    kind: str  # "added" | "removed" | "changed" (anything else shows as "changed")
-    what: str
-    where: str
+    kind: str  # "added" | "removed" | "changed": ChangeKind.direction
+    what: str  # the ChangeKind ("port.opened", "tls.grade_changed", ...)
+    addresses: str  # where it was seen (one change may hold IPv4 and IPv6)
+    where: str  # the addresses and the port
     summary: str
     before: str
     after: str
@@ -341,7 +342,7 @@ class ReportView:
     engine: str
     ports_requested: int
     complete: bool
-    errors: tuple[str, ...]
+    errors: tuple[str, ...]  # ScanError.line() of each, sanitised
     targets: tuple[TargetView, ...]
     groups: tuple[TargetGroup, ...]  # targets by the name typed, in report order
     findings: tuple[FindingView, ...]  # merged across addresses of a name, worst first
@@ -393,7 +394,7 @@ def build_view(
         engine=safe_text(report.engine, 32),
         ports_requested=report.ports_requested,
         complete=report.complete,
-        errors=_capped_list(report.errors, MAX_ERRORS, 500),
+        errors=_capped_list([error.line() for error in report.errors], MAX_ERRORS, 500),
         targets=targets,
         groups=groups,
         findings=findings,
@@ -427,7 +428,7 @@ def _target_view(target: TargetReport) -> TargetView:
         ports=ports,
         findings=findings,
         severity_counts=_severity_counts(findings),
-        notes=_capped_list(target.notes, MAX_NOTES, 500),
+        notes=_capped_notes(target.notes),
         extras=_target_extras(target),
     )
 
@@ -740,29 +741,51 @@ def _severity_counts(findings: Sequence[FindingView]) -> dict[Severity, int]:
 def _diff_view(diff: ReportDiff) -> DiffView:
     changes = sorted(
         diff.changes,
-        key=lambda c: (-(c.severity.rank if c.severity else -1), c.address, c.port or 0),
+        key=lambda c: (-c.severity.rank, c.addresses, c.port or 0),
     )
     return DiffView(
-        previous_scan_id=safe_text(diff.previous_scan_id, 64),
-        previous_started_at=safe_text(diff.previous_started_at, 64),
+        previous_scan_id=safe_text(diff.before.id if diff.before else "", 64),
+        previous_started_at=safe_text(diff.before.started_at if diff.before else "", 64),
         changes=tuple(_change_view(change) for change in changes[:500]),
     )
 
 
-def _change_view(change: Any) -> ChangeView:
-    kind = str(change.kind)
-    where = safe_text(change.address, NAME_CHARS)
+def _change_view(change: Change) -> ChangeView:
+    addresses = safe_text(", ".join(change.addresses) or change.target, NAME_CHARS)
+    where = addresses
     if change.port:
         where += f" port {change.port}/{safe_text(change.protocol, 8)}"
     return ChangeView(
-        kind=kind if kind in ("added", "removed", "changed") else "changed",
-        what=safe_text(change.what, 64),
+        kind=change.kind.direction,
+        what=str(change.kind),
+        addresses=addresses,
         where=where,
         summary=safe_text(change.summary, TITLE_CHARS),
-        before=safe_text(change.before or "", FACT_CHARS),
-        after=safe_text(change.after or "", FACT_CHARS),
+        before=safe_text(_value_text(change.before), FACT_CHARS),
+        after=safe_text(_value_text(change.after), FACT_CHARS),
         severity=change.severity,
     )
+
+
+def _value_text(value: Any) -> str:
+    """A change's before/after (a JSON value: a grade, a list of protocols, a service's
+    fields) as the short text a table cell shows."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {item}" for key, item in value.items() if item is not None)
+    return json.dumps(value)
+
+
+def _capped_notes(notes: Sequence[Note]) -> tuple[Note, ...]:
+    shown = [Note(note.port, shown_text(note.text, 500)) for note in notes[:MAX_NOTES]]
+    if len(notes) > MAX_NOTES:
+        shown.append(Note(None, f"… and {len(notes) - MAX_NOTES} more"))
+    return tuple(shown)
 
 
 def _capped_list(items: Sequence[str], max_items: int, chars: int) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""A stored report (exposure-report/1 dict) back into the ScanReport every renderer takes.
+"""A stored report (exposure-report/2 dict, or /1 of an older version) back into the ScanReport
+every renderer takes.
 
 The stored JSON is the source of truth; `exposure show` rebuilds the report from it so any
 output format (also ones added after the scan was stored) can render an old scan.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from scanner.core.findings import Finding, Severity
+from scanner.core.legacy import errors_of, notes_of
 from scanner.core.report import PortReport, ScanReport, TargetReport
 
 
@@ -22,7 +24,7 @@ def report_from_dict(data: dict[str, Any]) -> ScanReport:
         engine=str(scan.get("engine", "")),
         ports_requested=int(scan.get("ports_requested", 0)),
         complete=bool(scan.get("complete", True)),
-        errors=[str(error) for error in scan.get("errors", [])],
+        errors=errors_of(scan),
         targets=[target_from_dict(target) for target in data.get("targets", [])],
         budget=scan.get("budget") if isinstance(scan.get("budget"), dict) else None,
     )
@@ -38,7 +40,7 @@ def target_from_dict(data: dict[str, Any]) -> TargetReport:
         filtered_count=int(data.get("filtered_count", 0)),
         answers_all_ports=bool(data.get("answers_all_ports", False)),
         findings=[_finding(finding) for finding in data.get("findings", [])],
-        notes=[str(note) for note in data.get("notes", [])],
+        notes=notes_of(data),
         internetdb=data.get("internetdb"),
     )
 

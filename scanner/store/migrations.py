@@ -48,7 +48,7 @@ def _create_scans(db: sqlite3.Connection) -> None:
             tool_version   TEXT NOT NULL,
             worst_severity TEXT,
             error          TEXT,               -- why a scan failed or was interrupted
-            report         TEXT                -- the exposure-report/1 JSON, once finished
+            report         TEXT                -- the exposure-report JSON (/1 or /2), once finished
         )
         """
     )
@@ -78,7 +78,7 @@ def _create_scan_targets(db: sqlite3.Connection) -> None:
 
 
 def insert_target_rows(db: sqlite3.Connection, seq: int, report: dict) -> None:
-    """One scan_targets row per target of a report dict (exposure-report/1)."""
+    """One scan_targets row per target of a report dict (exposure-report/2 or /1)."""
     for target in report.get("targets", []):
         open_ports = sum(1 for port in target.get("ports", []) if port.get("state") == "open")
         db.execute(
@@ -106,7 +106,7 @@ def _create_scan_progress(db: sqlite3.Connection) -> None:
             position  INTEGER NOT NULL,    -- the address's place in the report
             address   TEXT NOT NULL,
             stage     TEXT NOT NULL CHECK (stage IN ('ports', 'done')),
-            target    TEXT NOT NULL,       -- the exposure-report/1 "targets" item, as known
+            target    TEXT NOT NULL,       -- the exposure-report "targets" item, as known
             PRIMARY KEY (scan_seq, address){dialect_of(db).rowid_column}
         )
         """
@@ -117,7 +117,7 @@ _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 def worst_severity_of(findings: list[dict]) -> str | None:
-    severities = [f.get("severity") for f in findings if f.get("severity") in _SEVERITY_RANK]
+    severities = [str(f["severity"]) for f in findings if f.get("severity") in _SEVERITY_RANK]
     return max(severities, key=_SEVERITY_RANK.__getitem__, default=None)
 
 
@@ -169,7 +169,7 @@ def _create_fleet_tables(db: sqlite3.Connection) -> None:
             lease_until DOUBLE PRECISION,   -- while running: epoch seconds, database clock
             attempts    INTEGER NOT NULL,   -- how many times a worker started it
             seen_from   TEXT,               -- the vantage of the worker that finished it
-            result      TEXT,               -- its exposure-report/1 JSON (one address)
+            result      TEXT,               -- its exposure-report JSON (one address)
             error       TEXT,               -- why it failed
             finished_at TEXT,
             PRIMARY KEY (job, task)

@@ -22,7 +22,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from scanner.core.report import ScanReport, TargetReport
+from scanner.core.legacy import errors_of
+from scanner.core.report import ScanError, ScanReport, TargetReport
 from scanner.errors import BadInput
 from scanner.store.codec import target_from_dict
 from scanner.store.errors import StoreError
@@ -74,12 +75,10 @@ class ResumePlan:
     def done_addresses(self) -> frozenset[str]:
         return frozenset(stored.address for stored in self.done)
 
-    def kept_errors(self) -> list[str]:
-        """Errors of the addresses kept; those of the others are rescanned, so obsolete.
-
-        Every per-address error starts with the address (api.py writes "ADDRESS: ...")."""
-        prefixes = tuple(f"{address}: " for address in self.done_addresses)
-        return [e for e in self.header.get("errors", []) if prefixes and e.startswith(prefixes)]
+    def kept_errors(self) -> list[ScanError]:
+        """Errors of the addresses kept; those of the others are rescanned, so obsolete."""
+        done = self.done_addresses
+        return [error for error in errors_of(self.header) if error.address in done]
 
 
 class ProgressWriter:
@@ -155,7 +154,8 @@ class ProgressWriter:
             header["started_at"] = self.plan.header.get("started_at", header["started_at"])
             first_run = float(self.plan.header.get("duration_s", 0.0))
             header["duration_s"] = round(first_run + elapsed, 3)
-            header["errors"] = [*self.plan.kept_errors(), *header["errors"]]
+            header["errors"] = [*(e.to_dict() for e in self.plan.kept_errors()),
+                                *header["errors"]]
         return header
 
     def complete_report(self, report: ScanReport) -> ScanReport:

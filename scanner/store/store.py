@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from scanner import __version__
-from scanner.core.report import SCHEMA_ID
+from scanner.core.legacy import errors_of, upgrade_header, upgrade_report, upgrade_target
+from scanner.core.report import SCHEMA_ID, ScanError
 from scanner.store import migrations
 from scanner.store.dialect import SQLITE, Dialect
 from scanner.store.errors import SchemaTooNew, StoreError, explain
@@ -145,7 +146,7 @@ class StoredTarget:
     position: int
     address: str
     stage: Stage
-    target: dict[str, Any]  # the exposure-report/1 "targets" item
+    target: dict[str, Any]  # the exposure-report/2 "targets" item
 
 
 def _process_start(pid: int) -> str | None:
@@ -330,7 +331,7 @@ class Store:
                                "`exposure history` shows which scans were interrupted")
 
     def finish_scan(self, seq: int, report: dict[str, Any]) -> None:
-        """Store the finished scan's report (exposure-report/1 dict) and mark the row done."""
+        """Store the finished scan's report (exposure-report/2 dict) and mark the row done."""
         scan = report.get("scan", {})
         status = "complete" if scan.get("complete", True) else "incomplete"
         findings = [f for target in report.get("targets", []) for f in target.get("findings", [])]
@@ -469,7 +470,8 @@ class Store:
         return rows[0]
 
     def load_report(self, row: ScanRow) -> dict[str, Any]:
-        """The report of a finished scan (see partial_report for the others)."""
+        """The report of a finished scan (see partial_report for the others), as
+        exposure-report/2 also when an older version stored it as /1."""
         if not row.has_report:
             raise ScanNotFound(
                 self.path, f"has no report for scan #{row.seq}: it is {row.status}",
@@ -478,21 +480,21 @@ class Store:
         (text,) = self._read(
             lambda db: db.execute("SELECT report FROM scans WHERE seq = ?", (row.seq,)).fetchone()
         )
-        return json.loads(text)
+        return upgrade_report(json.loads(text))
 
     def progress(self, seq: int) -> list[StoredTarget]:
         """The addresses an unfinished scan has stored, in report order."""
         rows = self._read(lambda db: db.execute(
             "SELECT position, address, stage, target FROM scan_progress WHERE scan_seq = ?"
             " ORDER BY position, rowid", (seq,)).fetchall())
-        return [StoredTarget(position, address, stage, json.loads(target))
+        return [StoredTarget(position, address, stage, upgrade_target(json.loads(target)))
                 for position, address, stage, target in rows]
 
     def load_header(self, seq: int) -> dict[str, Any] | None:
         """The report's "scan" object as last stored for an unfinished scan."""
         (text,) = self._read(lambda db: db.execute(
             "SELECT header FROM scans WHERE seq = ?", (seq,)).fetchone() or (None,))
-        return None if text is None else json.loads(text)
+        return None if text is None else upgrade_header(json.loads(text))
 
     def load_settings(self, seq: int) -> dict[str, Any] | None:
         """What the scan was started with (begin_scan's settings); None for older scans."""
@@ -509,7 +511,7 @@ class Store:
                 self.path, f"has no report for scan #{row.seq}: it is {row.status}",
                 row.error or "",
             )
-        notes = [note for note in (row.summary, row.error) if note]
+        notes = [ScanError("scan", note).to_dict() for note in (row.summary, row.error) if note]
         return {
             "schema": SCHEMA_ID,
             "tool": {"name": "exposure", "version": row.tool_version},
@@ -530,7 +532,8 @@ class Store:
         before: int | None = None,
     ) -> ScanRow | None:
         """The newest complete scan of exactly these inputs, or covering `target`."""
-        clauses, args = ["status = 'complete'"], []
+        clauses: list[str] = ["status = 'complete'"]
+        args: list[str | int] = []
         if inputs is not None:
             clauses.append("inputs = ?")
             args.append(_inputs_json(inputs))
@@ -746,7 +749,7 @@ def _inputs_json(inputs: Sequence[str]) -> str:
 def _errors_text(errors: Any) -> str | None:
     if not errors:
         return None
-    return "; ".join(str(error) for error in errors)[:500]
+    return "; ".join(error.line() for error in errors_of({"errors": errors}))[:500]
 
 
 def _like_prefix(text: str) -> str:

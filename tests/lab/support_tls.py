@@ -236,7 +236,7 @@ def grade_many(address: str, ports: list[int], name: str | None, ca_file: str) -
                    for port, checks in outcome.items()},
         "scan_seconds": {port: checks.details.get("tls", {}).get("scan_seconds")
                          for port, checks in outcome.items()},
-        "errors": [error for checks in outcome.values() for error in checks.errors],
+        "errors": [error.to_dict() for checks in outcome.values() for error in checks.errors],
     }
 
 

@@ -226,7 +226,7 @@ def test_vantage_difference_is_a_finding(fleet: FleetLab) -> None:
     differences = [f for f in target["findings"] if f["id"] == "vantage.difference"]
     assert [(f["port"], f["evidence"]) for f in differences] == [
         (FENCED_PORT, f"port {FENCED_PORT}/tcp: open from a; filtered from b")]
-    assert "scanned from 2 vantage points: a, b" in target["notes"]
+    assert {"port": None, "text": "scanned from 2 vantage points: a, b"} in target["notes"]
     # the same report, stored in PostgreSQL, in every format
     shown = {fmt: fleet.run_coordinator("show", report["scan"]["id"], "--db",
                                         fleet.db(DATABASE, None), "--format", fmt)
@@ -284,7 +284,9 @@ def test_a_vantage_no_worker_serves_is_said_and_the_scan_fails(fleet: FleetLab) 
     assert "no worker serves vantage nowhere" in completed.stderr
     report = json.loads(completed.stdout)
     assert not report["scan"]["complete"] and not report["targets"]
-    assert report["scan"]["errors"] == [f"{Lab.HOME_V4} from nowhere: no worker finished it"]
+    assert report["scan"]["errors"] == [{
+        "stage": "task", "message": "no worker finished it", "address": Lab.HOME_V4,
+        "port": None, "check": None, "vantage": "nowhere"}]
 
 
 def test_the_fleet_lab_stops_everything_by_pid() -> None:

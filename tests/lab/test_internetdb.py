@@ -56,7 +56,7 @@ def test_unreachable_internetdb_is_a_note_not_a_failure(lab: Lab) -> None:
     assert run.code == 0, run.stderr
     (target,) = run.json()["targets"]
     assert "unreachable" in target["internetdb"]["warning"]
-    assert any("InternetDB" in note for note in target["notes"])
+    assert any("InternetDB" in note["text"] for note in target["notes"])
 
 
 def test_documentation_addresses_are_never_sent_to_shodan(lab: Lab) -> None:

@@ -104,7 +104,7 @@ def check_partial(report: dict[str, Any], lab: Lab) -> dict[str, Any]:
     """The partial report holds IPv4 (and the tarpit and blackhole) complete and IPv6's port
     states; returns IPv4's target."""
     assert report["scan"]["complete"] is False
-    assert report["scan"]["errors"][0].endswith(KEPT)
+    assert report["scan"]["errors"][0]["message"].endswith(KEPT)
     by_address = {target["address"]: target for target in report["targets"]}
     assert set(by_address) == set(ADDRESSES)
     v4, v6 = by_address[Lab.HOME_V4], by_address[Lab.HOME_V6]

@@ -170,7 +170,7 @@ def test_default_scan_gets_all_but_what_it_did_not_ask(
     assert {f["id"] for f in findings(default_target, port)} == EXPECTED_DEFAULT[port]
     ssh = port_entry(default_target, port)["details"]["ssh"]
     assert ssh["connections"] == 1  # one connection per SSH port
-    notes = [n for n in default_target["notes"] if n.startswith(f"port {port}:")]
+    notes = [n["text"] for n in default_target["notes"] if n["port"] == port]
     not_asked = [n for n in notes if "cannot be verified from outside without" in n]
     if port in DROPBEAR_PORTS:  # asked as root: fail2ban's dropbear filter never counts it
         assert not_asked == [] and ssh["auth_asked_as"] == "root"
@@ -187,7 +187,7 @@ def test_default_scan_gets_all_but_what_it_did_not_ask(
 
 
 def test_opt_in_probe_says_what_it_may_have_cost(target: dict[str, Any]) -> None:
-    notes = [n for n in target["notes"] if n.startswith("port 22:")]
+    notes = [n["text"] for n in target["notes"] if n["port"] == 22]
     assert any("--ssh-auth-probe" in n and "user nobody" in n for n in notes)
     assert port_entry(target, 22)["details"]["ssh"]["auth_asked_as"] == "nobody"
     assert port_entry(target, 2300)["details"]["ssh"]["auth_asked_as"] == "root"
@@ -311,7 +311,7 @@ def test_legacy_only_server_still_answers_our_auth_probe(target: dict[str, Any])
 
 def test_permit_root_login_said_once_per_ssh_port(target: dict[str, Any]) -> None:
     for port in SCANNED:
-        notes = [n for n in target["notes"] if n.startswith(f"port {port}:")]
+        notes = [n["text"] for n in target["notes"] if n["port"] == port]
         root = [n for n in notes if "PermitRootLogin" in n]  # once per port, said plainly
         assert len(root) == 1 and "cannot be verified from outside" in root[0], port
 
@@ -549,7 +549,7 @@ def test_opt_in_scan_costs_what_its_help_says(ssh_lab: Lab) -> None:
     for mode, counted in sshd_verdicts(allow).items():
         expected = 1 + (connections if mode in COUNTS_EVERY_CONNECTION else 0)
         assert counted.failures == expected, f"{mode}:\n{counted.matched}"
-    notes = [n for n in found["notes"] if n.startswith(f"port {F2B_OPENSSH_ALLOW}:")]
+    notes = [n["text"] for n in found["notes"] if n["port"] == F2B_OPENSSH_ALLOW]
     assert any("AllowUsers" in n and "--ssh-auth-probe" in n for n in notes)
     for port in (F2B_DROPBEAR, F2B_DROPBEAR_NO_ROOT):
         counted = servers.fail2ban_failures(logs[port], "dropbear", Lab.SCAN_V4)

@@ -197,7 +197,7 @@ def test_scanned_by_address_the_name_is_not_judged(tls_lab: Lab) -> None:
         tls = entry["details"]["tls"]
         assert tls["grade"] == "A+" and tls["certificate"]["hostname_matches"] is None
         assert tls["sni"] is None and "tls.hostname_mismatch" not in ids
-    assert any("scan by hostname" in note for note in target["notes"])
+    assert any("scan by hostname" in note["text"] for note in target["notes"])
 
 
 def _grade_in_scan(lab: Lab, port: int, ca_file: str | None = None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def test_json_report_contract_on_loopback(listener: int, capsys: pytest.CaptureF
                  "--format", "json", "--timeout", "0.5", "--no-identify"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["schema"] == "exposure-report/1"
+    assert report["schema"] == "exposure-report/2"
     assert report["tool"]["name"] == "exposure"
     scan = report["scan"]
     for key in ("id", "started_at", "finished_at", "duration_s", "engine", "ports_requested",

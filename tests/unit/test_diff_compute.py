@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -13,10 +14,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from scanner.core.findings import Severity
-from scanner.diff import ChangeKind, Side, diff_reports, tls_facts
+from scanner.core.report import ScanError
+from scanner.diff import ChangeKind, ReportDiff, Side, diff_reports, tls_facts
 from scanner.diff.baseline import parse_baseline
 from scanner.diff.render import render_diff
-from scanner.diff.report_adapter import for_reports
 
 V4, V6 = "198.51.100.7", "2001:db8::7"
 
@@ -257,8 +258,8 @@ def test_to_dict_is_json_and_renders(capsys: pytest.CaptureFixture[str]) -> None
     render_diff(diff, Console(width=200, no_color=True))
     out = capsys.readouterr().out
     assert "scan #1" in out and "port 8080/tcp opened" in out
-    adapted = for_reports(diff)
-    assert adapted.previous_scan_id == "a" and adapted.changes[0].kind == "added"
+    assert ReportDiff.from_dict(data) == diff  # the one model, through JSON and back
+    assert diff.count("added") == 1 and diff.changes[0].kind.direction == "added"
 
 
 # --- properties ------------------------------------------------------------------------------
@@ -322,4 +323,16 @@ def test_a_failed_check_does_not_resolve_its_findings() -> None:
     assert diff.changes == ()
     assert "is not reported as resolved" in diff.notes[0]
     after["scan"]["errors"] = [f"{V4}: ha check on port 8124 failed: AttributeError('x')"]
+    assert kinds(diff_reports(Side(before), Side(after))) == ["finding.resolved"]
+
+
+def test_a_failed_check_is_read_from_its_fields_in_a_report_2() -> None:
+    before = report(target(ports=[port(8123)], findings=[finding("ha.onboarding_open",
+                                                                  "critical", 8123)]))
+    after = report(target(ports=[port(8123)]))
+    after["schema"] = "exposure-report/2"
+    failed = ScanError("check", "AttributeError('x')", V4, 8123, check="ha")
+    after["scan"]["errors"] = [failed.to_dict()]
+    assert diff_reports(Side(before), Side(after)).changes == ()
+    after["scan"]["errors"] = [dataclasses.replace(failed, address="198.51.100.99").to_dict()]
     assert kinds(diff_reports(Side(before), Side(after))) == ["finding.resolved"]

@@ -49,7 +49,9 @@ def test_a_host_answering_everything_is_reported_as_such() -> None:
     result = discover(ADDRESS, list(range(1, 1001)), StandIn(everything), DiscoveryOptions())
     assert result.answers_all_ports
     assert result.states == {}
-    assert "canary" in result.notes[0]
+    assert "canary" in result.notes[0].text and result.notes[0].port is None
+    (finding,) = result.findings  # discovery says so itself, as a finding
+    assert finding.id == "discovery.answers_all_ports" and finding.evidence == result.notes[0].text
 
 
 def test_normal_host_keeps_its_ports_and_canaries_are_not_reported() -> None:

@@ -17,7 +17,7 @@ from scanner.api import ScanOptions
 from scanner.checks.base import CheckOptions
 from scanner.cli import main
 from scanner.core.findings import Severity
-from scanner.core.report import ScanReport
+from scanner.core.report import Note, ScanError, ScanReport
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
 from scanner.fleet.codec import BadTask, ca_pem_of, options_from_message, options_to_message
 from scanner.fleet.merge import merge_results
@@ -217,8 +217,9 @@ def test_two_vantages_that_disagree_make_a_finding_and_say_who_saw_what() -> Non
         (80, "port 80/tcp: open from eu; filtered from us", Severity.MEDIUM)]
     http = next(f for f in target.findings if f.id == "http.x")
     assert http.evidence == "e"  # only eu saw port 80 open: nothing to add
-    assert "port 80: a note" in target.notes  # said by both: once, as it was
-    assert any("closed from us, filtered from eu" in note for note in target.notes)
+    assert Note(80, "a note") in target.notes  # said by both (as /1 words): once, as it was
+    assert any(note.port == 443 and "closed from us, filtered from eu" in note.text
+               for note in target.notes)
     assert target.findings[0].severity is Severity.HIGH  # worst first, as a single scan
 
 
@@ -230,9 +231,10 @@ def test_an_unfinished_task_makes_the_report_incomplete_and_says_where() -> None
     assert not merged.complete
     assert [t.address for t in merged.targets] == ["203.0.113.7"]
     assert merged.targets[0].input == "home.example"
-    assert merged.errors == ["203.0.113.8: ScanFailed: no raw sockets"]
+    assert merged.errors == [ScanError("task", "ScanFailed: no raw sockets", "203.0.113.8")]
+    assert merged.errors[0].line() == "203.0.113.8: task failed: ScanFailed: no raw sockets"
     merged = merge_results(header(), plan, records[:1], (22, 80, 443), [])
-    assert merged.errors == ["203.0.113.8: no worker finished it"]
+    assert merged.errors == [ScanError("task", "no worker finished it", "203.0.113.8")]
 
 
 def test_port_ranges_of_one_address_are_put_back_together() -> None:

@@ -15,8 +15,8 @@ import pytest
 from scanner.alerts import AlertReason, states_for
 from scanner.alerts.http import WebhookNotifier
 from scanner.api import ScanOptions, scan
+from scanner.core.diff import ScanRef
 from scanner.core.findings import Severity
-from scanner.diff.model import ScanRef
 from scanner.discovery import DiscoveryOptions
 from scanner.monitor import Watcher, WatchOptions
 from scanner.monitor.reminders import ReminderPolicy, finding_addresses, plan

@@ -16,7 +16,7 @@ import pytest
 
 from scanner.alerts.http import NtfyNotifier, WebhookNotifier
 from scanner.api import ScanOptions, scan
-from scanner.core.report import ScanReport
+from scanner.core.report import ScanError, ScanReport
 from scanner.diff.baseline import parse_baseline
 from scanner.discovery import DiscoveryOptions
 from scanner.monitor import Watcher, WatchOptions
@@ -134,7 +134,7 @@ def test_an_incomplete_scan_is_never_the_reference(
         calls.append(1)
         if len(calls) == 2:
             report.complete, report.targets = False, []
-            report.errors.append("127.0.0.1: discovery failed: simulated")
+            report.errors.append(ScanError("discovery", "simulated"))
         return report
 
     watch = watcher(tmp_path, receiver, scan_options(port))

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from scanner.core.findings import Finding, Severity
-from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.report import PortReport, ScanError, ScanReport, TargetReport
 from scanner.report.html import content_security_policy, render_html
 from scanner.report.json_report import render_json
 from scanner.report.markdown import render_markdown
@@ -234,7 +234,7 @@ def test_huge_values_are_capped_visibly() -> None:
 
 def test_empty_and_failed_scans_render() -> None:
     empty = ScanReport("e1", "2024-05-01T08:00:00+00:00", "2024-05-01T08:00:01+00:00", 1.0,
-                       "connect", 10, complete=False, errors=["198.51.100.7: discovery failed"])
+                       "connect", 10, complete=False, errors=[ScanError("discovery", "no route")])
     html = render_html(empty)
     assert "Nothing could be scanned" in html and "The scan is incomplete" in html
     quiet = ScanReport("e2", "2024-05-01T08:00:00+00:00", "2024-05-01T08:00:01+00:00", 1.0,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from scanner.core.diff import Change, ChangeKind, ReportDiff, ScanRef
 from scanner.core.findings import Finding, Severity
-from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.report import Note, PortReport, ScanError, ScanReport, TargetReport
 from scanner.core.text import safe_text
-from scanner.report.diff import Change, ReportDiff
+from scanner.diff import Side, diff_reports
 from scanner.report.json_report import report_document
 from scanner.report.schema import validate_report
 from tests.lab.support_hostile import ALL_TEXT, HUGE_LINE, INVALID_UTF8
@@ -118,7 +119,7 @@ def _findings() -> list[Finding]:
 def sample_report() -> ScanReport:
     home = TargetReport(HOME, ADDRESS, HOME, _ports(), filtered_count=994,
                         findings=_findings(),
-                        notes=["port 22: PermitRootLogin cannot be verified from outside"],
+                        notes=[Note(22, "PermitRootLogin cannot be verified from outside")],
                         internetdb={"known": True, "ports": [22, 443, 8080],
                                     "hostnames": [HOME], "tags": [], "vulns": [],
                                     "cpes": ["cpe:/a:openbsd:openssh:9.2"],
@@ -139,15 +140,26 @@ def sample_report() -> ScanReport:
     )
 
 
+def earlier_report() -> ScanReport:
+    """The sample home a day before: Redis not yet forwarded, TLS on 8123 still graded A, a
+    weak SSH algorithm not yet removed."""
+    report = sample_report()
+    report.id, report.started_at = "1a2b3c4d5e6f", "2024-04-30T08:00:00+00:00"
+    report.finished_at = "2024-04-30T08:00:04+00:00"
+    home = report.targets[0]
+    home.ports = [port for port in home.ports if port.port != 6379]
+    dropped = {("service.unauthenticated", 6379), ("tls.grade", 8123)}  # found since
+    home.findings = [finding for finding in home.findings
+                     if (finding.id, finding.port) not in dropped]
+    next(port for port in home.ports if port.port == 8123).details["tls"]["grade"] = "A"
+    home.findings.append(Finding("ssh.weak_algorithms", Severity.LOW, "Weak SSH algorithms",
+                                 "diffie-hellman-group1-sha1", "Remove it.", 22))
+    return report
+
+
 def sample_diff() -> ReportDiff:
-    return ReportDiff("1a2b3c4d5e6f", "2024-04-30T08:00:00+00:00", (
-        Change("added", "port", ADDRESS, 6379, "port 6379/tcp is now open", after="redis",
-               severity=Severity.HIGH),
-        Change("changed", "tls_grade", ADDRESS, 8123, "TLS grade dropped", before="A",
-               after="C", severity=Severity.MEDIUM),
-        Change("removed", "finding", ADDRESS, 22, "ssh.weak_algorithms resolved",
-               before="ssh.weak_algorithms"),
-    ))
+    """What the diff engine says between earlier_report() and sample_report()."""
+    return diff_reports(Side(earlier_report().to_dict()), Side(sample_report().to_dict()))
 
 
 # --- hostile --------------------------------------------------------------------------------
@@ -179,7 +191,7 @@ def hostile_report() -> ScanReport:
     report = sample_report()
     for target in report.targets:
         target.input = HOSTILE
-        target.notes = [HOSTILE_HUGE]
+        target.notes = [Note(None, HOSTILE_HUGE)]
         target.internetdb = _hostile_tree({"hostnames": ["x"], "warning": "x"})
         for port in target.ports:
             port.service, port.product, port.version = HOSTILE, HOSTILE, HOSTILE
@@ -192,15 +204,17 @@ def hostile_report() -> ScanReport:
                     finding.port, references=(HOSTILE, f"javascript:window.__pwned=1//{HOSTILE}"))
             for finding in target.findings
         ]
-    report.errors = [HOSTILE_HUGE]
+    report.errors = [ScanError("scan", HOSTILE_HUGE)]
     return report
 
 
 def hostile_diff() -> ReportDiff:
-    return ReportDiff(HOSTILE, HOSTILE, (
-        Change("added", HOSTILE, HOSTILE, 8123, HOSTILE_HUGE, before=HOSTILE, after=HOSTILE,
-               severity=Severity.HIGH),
-    ))
+    """A diff whose every text is hostile (the engine sanitises; a renderer must not rely on
+    it)."""
+    return ReportDiff(ScanRef(HOSTILE, HOSTILE), ScanRef(HOSTILE, HOSTILE), (
+        Change(ChangeKind.PORT_OPENED, Severity.HIGH, HOSTILE, (HOSTILE,), HOSTILE_HUGE,
+               port=8123, before=HOSTILE, after={"service": HOSTILE, "product": HOSTILE}),
+    ), notes=(HOSTILE_HUGE,))
 
 
 # --- tests of the samples themselves --------------------------------------------------------

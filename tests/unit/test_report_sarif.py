@@ -11,6 +11,7 @@ import jsonschema
 
 from scanner.core.catalogue import finding_catalogue
 from scanner.core.findings import FindingSpec, Severity
+from scanner.core.report import ScanError
 from scanner.report.sarif import endpoint_uri, render_sarif, sarif_log, sarif_text
 from tests.unit.test_report_samples import hostile_report, sample_report
 
@@ -97,7 +98,7 @@ def test_fingerprints_are_stable_and_distinct() -> None:
 
 def test_invocation_and_category() -> None:
     report = sample_report()
-    report.complete, report.errors = False, ["198.51.100.9: discovery failed"]
+    report.complete, report.errors = False, [ScanError("discovery", "no route")]
     run = sarif_log(report, [])["runs"][0]
     invocation = run["invocations"][0]
     assert invocation["executionSuccessful"] is False

@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from scanner.cli import main
+from scanner.core.diff import ReportDiff
 from scanner.core.findings import Finding, Severity
-from scanner.core.report import PortReport, ScanReport, TargetReport
-from scanner.report.diff import ReportDiff
+from scanner.core.report import PortReport, ScanError, ScanReport, TargetReport
 from scanner.report.json_report import VALIDATE_ENV, render_json, report_document
 from scanner.report.schema import ReportInvalid, load_schema, validate_report
 from tests.unit.test_report_samples import hostile_diff, hostile_report, sample_diff, sample_report
@@ -90,7 +90,12 @@ def test_the_json_report_caps_what_a_stage_forgot_to() -> None:
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        (("schema",), "exposure-report/2"),
+        (("schema",), "exposure-report/1"),  # notes and errors are objects since /2
+        (("scan", "errors"), ["discovery failed: a sentence, as /1 wrote it"]),
+        (("targets", 0, "notes"), ["port 22: a sentence, as /1 wrote it"]),
+        (("targets", 0, "notes", 0, "port"), "22"),
+        (("scan", "errors"), [{"stage": "lunch", "message": "m", "address": None, "port": None,
+                               "check": None}]),
         (("scan", "complete"), "yes"),
         (("scan", "started_at"), "yesterday"),
         (("targets", 0, "ports", 0, "state"), "half-open"),
@@ -108,6 +113,20 @@ def test_broken_reports_are_rejected(path: tuple[Any, ...], value: Any) -> None:
     holder[path[-1]] = value
     with pytest.raises(ReportInvalid):
         validate_report(document)
+
+
+def test_notes_and_errors_are_objects_with_their_fields() -> None:
+    document = json.loads(render_json(sample_report()))
+    assert document["schema"] == "exposure-report/2"
+    assert document["targets"][0]["notes"][0] == {
+        "port": 22, "text": "PermitRootLogin cannot be verified from outside"}
+    failed = ScanError("check", "TimeoutError()", "198.51.100.7", 8123, check="ha")
+    report = sample_report()
+    report.errors = [failed]
+    document = json.loads(render_json(report))
+    validate_report(document)
+    assert document["scan"]["errors"] == [failed.to_dict()]
+    assert ScanError.from_dict(document["scan"]["errors"][0]) == failed
 
 
 def test_missing_required_keys_are_rejected() -> None:
@@ -138,7 +157,7 @@ def test_exposure_schema_prints_the_schema(capsys: pytest.CaptureFixture[str]) -
     assert main(["schema"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == load_schema()
-    assert printed["properties"]["schema"] == {"const": "exposure-report/1"}
+    assert printed["properties"]["schema"] == {"const": "exposure-report/2"}
 
 
 def test_diff_round_trips() -> None:

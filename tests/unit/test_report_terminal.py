@@ -216,9 +216,10 @@ def test_quiet_with_no_findings_prints_nothing() -> None:
 
 def test_diff_is_shown_when_given() -> None:
     text = _render(sample_report(), diff=sample_diff())
-    assert "Changes since scan 1a2b3c4d5e6f" in text and "1 new, 1 gone, 1 changed" in text
-    assert "+ 198.51.100.7 port 6379/tcp: port 6379/tcp is now open" in text
-    assert "~ 198.51.100.7 port 8123/tcp: TLS grade dropped (A -> C)" in text
+    assert "Changes since scan 1a2b3c4d5e6f" in text and "3 new, 1 gone, 1 changed" in text
+    assert "+ 198.51.100.7: port 6379/tcp opened (redis, Redis 7.0.11)" in text
+    assert "~ 198.51.100.7: TLS grade on port 8123/tcp: A -> C" in text
+    assert "- 198.51.100.7: resolved: ssh.weak_algorithms on port 22/tcp" in text
 
 
 def test_no_ansi_when_not_a_terminal() -> None:

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.core.findings import Finding, Severity
-from scanner.core.report import PortReport, ScanReport, TargetReport
+from scanner.core.report import Note, PortReport, ScanError, ScanReport, TargetReport
+from scanner.diff import Side, diff_reports
 from scanner.store import NoDatabase, ScanNotFound, Store, default_db_path, report_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,9 +125,31 @@ def test_default_path(env: dict[str, str], expected: str) -> None:
 def test_codec_round_trip_of_a_full_report() -> None:
     data = report("0123456789ab", 22, 443)
     data["targets"][0]["ports"][0]["details"] = {"tls": {"grade": "A", "caps": [{"x": 1}]}}
-    data["targets"][0]["notes"] = ["a note"]
-    data["scan"]["errors"] = ["an error"]
+    data["targets"][0]["notes"] = [{"port": 22, "text": "a note"}]
+    data["scan"]["errors"] = [{"stage": "check", "message": "TimeoutError()",
+                               "address": "198.51.100.7", "port": 22, "check": "ssh",
+                               "vantage": None}]
     assert report_from_dict(data).to_dict() == data
+
+
+def test_a_report_stored_as_exposure_report_1_loads_typed() -> None:
+    """/1 wrote notes and errors as sentences: the one legacy loader reads their fields."""
+    data = report("0123456789ab", 22)
+    data["schema"] = "exposure-report/1"
+    data["targets"][0]["notes"] = ["port 22: PermitRootLogin cannot be seen", "a tarpit"]
+    data["scan"]["errors"] = ["198.51.100.7: ssh check on port 22 failed: TimeoutError()",
+                              "198.51.100.7: port 443 failed: OSError()",
+                              "discovery failed: no route", "interrupted by SIGTERM"]
+    loaded = report_from_dict(data)
+    assert loaded.targets[0].notes == [Note(22, "PermitRootLogin cannot be seen"),
+                                       Note(None, "a tarpit")]
+    assert loaded.errors == [
+        ScanError("check", "TimeoutError()", "198.51.100.7", 22, check="ssh"),
+        ScanError("port", "OSError()", "198.51.100.7", 443),
+        ScanError("discovery", "no route"),
+        ScanError("scan", "interrupted by SIGTERM")]
+    assert [error.line() for error in loaded.errors] == data["scan"]["errors"]
+    assert loaded.to_dict()["schema"] == "exposure-report/2"
 
 
 _text = st.text(max_size=20)
@@ -183,3 +206,30 @@ def test_cli_scan_saves_and_show_renders_every_format(tmp_path: Path,
             assert json.loads(shown)["scan"] == saved["scan"]
     assert main(["history", "--db", str(db)]) == 0
     assert saved["scan"]["id"] in capsys.readouterr().out
+
+
+def test_a_history_row_of_exposure_report_1_loads_and_diffs(tmp_path: Path) -> None:
+    """A row an earlier version wrote (/1: sentences) against one of today (/2: objects)."""
+    old = report("0123456789ab", 22, 8123)
+    old["schema"] = "exposure-report/1"
+    old["targets"][0]["findings"].append({
+        "id": "ha.onboarding_open", "severity": "critical", "port": 8123, "protocol": "tcp",
+        "title": "t", "evidence": "e", "remediation": "r", "references": []})
+    old["targets"][0]["notes"] = ["port 22: PermitRootLogin cannot be seen"]
+    new = report("0123456789ac", 22, 8123)
+    new["scan"]["errors"] = [ScanError("check", "TimeoutError()", "198.51.100.7", 8123,
+                                       check="ha").to_dict()]
+    with Store.open(tmp_path / "h.db") as store:
+        for data in (old, new):
+            store.finish_scan(store.begin_scan(["home.example"], "22,8123"), data)
+        first, second = sorted(store.list_scans(), key=lambda row: row.seq)
+        loaded = store.load_report(first)
+        assert loaded["schema"] == "exposure-report/2"
+        assert loaded["targets"][0]["notes"] == [
+            {"port": 22, "text": "PermitRootLogin cannot be seen"}]
+        assert report_from_dict(loaded).targets[0].notes == [
+            Note(22, "PermitRootLogin cannot be seen")]
+        diff = diff_reports(Side(loaded, seq=first.seq),
+                            Side(store.load_report(second), seq=second.seq))
+    # The ha check failed on 8123 in the later scan: its finding is not called resolved.
+    assert diff.changes == () and "is not reported as resolved" in diff.notes[0]

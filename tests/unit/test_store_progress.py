@@ -189,7 +189,7 @@ def test_show_gives_the_partial_report(tmp_path: Path, port: int) -> None:
         f"only for {SLOW}): partial report; `exposure scan --resume 1` scans the rest")
     report = json.loads(shown.stdout)
     assert report["scan"]["complete"] is False
-    assert report["scan"]["errors"][:2] == [
+    assert [error["message"] for error in report["scan"]["errors"][:2]] == [
         f"interrupted after 1 of 2 addresses; port states only for {SLOW}",
         "interrupted by SIGTERM"]
     fast, slow = report["targets"]

@@ -132,7 +132,7 @@ def test_two_cli_scans_at_once_are_both_saved(tmp_path: Path, web_port: int) -> 
     outputs = [scan.communicate(timeout=90) for scan in scans]
     for scan, (out, err) in zip(scans, outputs, strict=True):
         assert scan.returncode == 0, err
-        assert json.loads(out)["schema"] == "exposure-report/1"
+        assert json.loads(out)["schema"] == "exposure-report/2"
     rows = history(db)
     assert sorted(row["status"] for row in rows) == ["complete", "complete"]
     assert {row["id"] for row in rows} == {json.loads(out)["scan"]["id"] for out, _ in outputs}

@@ -1,9 +1,15 @@
-"""What changed between two scans, as data: the HTML report, alerts and `exposure diff` read it."""
+"""What changed between two scans, as data: the one diff model.
+
+scanner.diff computes it (diff_reports); `exposure diff`, `watch`, the alerts (and their MQTT
+event types) and every report format (terminal, Markdown, HTML, JSON) render this, nothing
+else. `to_dict()` is the `exposure-diff/1` document; `from_dict` reads it back.
+"""
 
 from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +34,19 @@ class ChangeKind(enum.StrEnum):
     TLS_EXPIRY = "tls.certificate_expiring"  # crossed one of the expiry thresholds (days left)
     # Never produced by a diff: the alert about a finding that stays open (a reminder).
     FINDING_OPEN = "finding.still_open"
+
+    @property
+    def direction(self) -> str:
+        """How a report counts it: "added" (more exposed), "removed" or "changed"."""
+        return _DIRECTIONS.get(self, "changed")
+
+
+_DIRECTIONS = {
+    ChangeKind.TARGET_ADDED: "added", ChangeKind.PORT_OPENED: "added",
+    ChangeKind.PORT_UNEXPECTED: "added", ChangeKind.FINDING_NEW: "added",
+    ChangeKind.TARGET_REMOVED: "removed", ChangeKind.PORT_CLOSED: "removed",
+    ChangeKind.FINDING_RESOLVED: "removed",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,22 @@ class Change:
             "summary": self.summary,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        port = data.get("port")
+        return cls(
+            kind=ChangeKind(str(data["kind"])),
+            severity=Severity(str(data.get("severity", "info"))),
+            target=str(data.get("target", "")),
+            addresses=tuple(str(address) for address in data.get("addresses", [])),
+            summary=str(data.get("summary", "")),
+            port=port if isinstance(port, int) else None,
+            protocol=str(data.get("protocol") or "tcp"),
+            subject=None if data.get("subject") is None else str(data["subject"]),
+            before=data.get("before"),
+            after=data.get("after"),
+        )
+
 
 @dataclass(frozen=True)
 class ScanRef:
@@ -78,6 +113,12 @@ class ScanRef:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "started_at": self.started_at, "seq": self.seq}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScanRef:
+        seq = data.get("seq")
+        return cls(str(data.get("id", "")), str(data.get("started_at", "")),
+                   seq if isinstance(seq, int) else None)
 
 
 @dataclass(frozen=True)
@@ -92,6 +133,11 @@ class BaselineViolation:
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "address": self.address, "port": self.port,
                 "protocol": self.protocol}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BaselineViolation:
+        return cls(str(data.get("target", "")), str(data.get("address", "")),
+                   int(data.get("port", 0)), str(data.get("protocol") or "tcp"))
 
 
 @dataclass(frozen=True)
@@ -110,6 +156,10 @@ class ReportDiff:
     def worst_severity(self) -> Severity | None:
         return max((c.severity for c in self.changes), key=lambda s: s.rank, default=None)
 
+    def count(self, direction: str) -> int:
+        """Changes that are "added", "removed" or "changed" (ChangeKind.direction)."""
+        return sum(1 for change in self.changes if change.kind.direction == direction)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": DIFF_SCHEMA,
@@ -120,3 +170,16 @@ class ReportDiff:
             "still_unexpected": [item.to_dict() for item in self.still_unexpected],
             "notes": list(self.notes),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReportDiff:
+        before = data.get("before")
+        return cls(
+            before=ScanRef.from_dict(before) if isinstance(before, Mapping) else None,
+            after=ScanRef.from_dict(data.get("after") or {}),
+            changes=tuple(Change.from_dict(item) for item in data.get("changes", [])),
+            still_unexpected=tuple(BaselineViolation.from_dict(item)
+                                   for item in data.get("still_unexpected", [])),
+            baseline=None if data.get("baseline") is None else str(data["baseline"]),
+            notes=tuple(str(note) for note in data.get("notes", [])),
+        )
