@@ -30,11 +30,9 @@ from scanner.api import ScanOptions
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.diff import Baseline, ReportDiff, Side, apply_baseline, diff_reports
-from scanner.diff.report_adapter import for_reports
 from scanner.errors import BadInput
 from scanner.monitor import reminders
 from scanner.monitor.schedule import DEFAULT_JITTER, next_delay
-from scanner.report.html import render_html
 from scanner.store import FindingAlert, Store, StoreError, report_from_dict
 from scanner.store.location import DbLocation, open_store
 from scanner.targets.ports import compress_ports, parse_port_spec
@@ -42,6 +40,8 @@ from scanner.targets.ports import compress_ports, parse_port_spec
 log = logging.getLogger("exposure.watch")
 
 ScanFunction = Callable[[Sequence[str], ScanOptions], ScanReport]
+# The HTML report of a scan, with what changed since the one before (--html-report).
+HtmlRenderer = Callable[[ScanReport, ReportDiff], str]
 # A state stays current for two missed scans (with their jitter) plus this, for the scan itself:
 # after that, Home Assistant shows the entities as unavailable (expire_after).
 SCAN_ALLOWANCE_S = 600
@@ -95,6 +95,7 @@ class Watcher:
         *,
         rng: random.Random | None = None,
         on_iteration: Callable[[IterationResult], None] | None = None,
+        render_html: HtmlRenderer | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.options = options
@@ -103,6 +104,7 @@ class Watcher:
         self.scan = scan
         self.rng = rng or random.Random()
         self.on_iteration = on_iteration
+        self.render_html = render_html or _render_html
         self.stop_event = threading.Event()
         self.reference: Side | None = None  # the last complete scan
         self.clock = clock
@@ -262,7 +264,7 @@ class Watcher:
             return
         temporary: str | None = None
         try:
-            text = render_html(report_from_dict(report), for_reports(diff))
+            text = self.render_html(report_from_dict(report), diff)
             handle, temporary = tempfile.mkstemp(prefix=".exposure-", suffix=".html",
                                                  dir=path.parent)
             with os.fdopen(handle, "w", encoding="utf-8") as output:
@@ -337,3 +339,11 @@ def _is_our_report(path: Path) -> bool:
     except OSError:
         return False
     return HTML_SIGNATURE.encode() in head
+
+
+def _render_html(report: ScanReport, diff: ReportDiff) -> str:
+    """The HTML report when the caller gives no renderer (the CLI gives its own)."""
+    from scanner.diff.report_adapter import for_reports
+    from scanner.report.html import render_html
+
+    return render_html(report, for_reports(diff))
