@@ -298,14 +298,14 @@ def deliver(
                 result.failed.setdefault(notifier.name, []).append(error)
             continue
         for alert in alerts:
-            error = _try(lambda n=notifier, a=alert: n.send(a), attempts, backoff_s, sleep)
+            error = _try(partial(notifier.send, alert), attempts, backoff_s, sleep)
             if error is None:
                 result.sent[notifier.name] += 1
             else:
                 log.warning("%s: alert not delivered: %s", notifier.name, error)
                 result.failed.setdefault(notifier.name, []).append(error)
         if states:
-            error = _try(lambda n=notifier: n.update_states(states), attempts, backoff_s, sleep)
+            error = _try(partial(notifier.update_states, states), attempts, backoff_s, sleep)
             if error is not None:
                 log.warning("%s: state not published: %s", notifier.name, error)
                 result.failed.setdefault(notifier.name, []).append(error)

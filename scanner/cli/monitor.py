@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
     from scanner.core.report import ScanReport
     from scanner.diff import ReportDiff, Side
+    from scanner.monitor.watch import IterationResult
     from scanner.store import ScanRow, Store
     from scanner.store.location import DbLocation
 
@@ -427,12 +428,13 @@ def watch_command(
         "watching %s every %s (+/- %d %%), alerts: %s", ", ".join(options.inputs), every,
         round(jitter * 100), ", ".join(n.name for n in notifiers) or "none")
     console = _console()
-    watcher = Watcher(
-        options, scan_options(settings), notifiers, fleet or scan,
-        on_iteration=lambda result: result.diff is not None and not result.diff.empty
-        and render_diff(result.diff, console),
-        render_html=_html_report,
-    )
+
+    def show_changes(result: IterationResult) -> None:
+        if result.diff is not None and not result.diff.empty:
+            render_diff(result.diff, console)
+
+    watcher = Watcher(options, scan_options(settings), notifiers, fleet or scan,
+                      on_iteration=show_changes, render_html=_html_report)
     watcher.stop_on_signals()
     results = watcher.run()
     return EXIT_SCAN_FAILED if results and results[-1].error else EXIT_OK

@@ -59,7 +59,7 @@ def render(
     from scanner.core.catalogue import finding_catalogue
     from scanner.report.sarif import render_sarif
 
-    return render_sarif(report, finding_catalogue(), summary)
+    return render_sarif(report, tuple(finding_catalogue()), summary)
 
 
 def _for_reports(diff: ReportDiff | None) -> ShownDiff | None:

@@ -211,7 +211,7 @@ def _refuse_scan_options(ctx: typer.Context, resume: str, no_store: bool) -> Non
     for parameter in ctx.command.params:
         if parameter.name not in SHAPING_OPTIONS:
             continue
-        source = ctx.get_parameter_source(parameter.name)  # type: ignore[arg-type]
+        source = ctx.get_parameter_source(parameter.name)
         if source is not None and source.name == "COMMANDLINE":  # not a default or $VARIABLE
             options = "/".join([*parameter.opts, *parameter.secondary_opts])
             raise BadInput(f"--resume {resume} reuses the options that scan was started with: "

@@ -28,6 +28,7 @@ pacing when a rate cap is given: about 10 datagrams per round).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import selectors
@@ -187,7 +188,7 @@ def run_exchanges(address: IPAddress, exchanges: Sequence[Exchange], options: Ud
             for sock, exchange in zip(sockets, exchanges, strict=True):
                 if attempt == 0 or exchange.service not in settled:
                     if pace:  # the datagram leaves at the moment the bucket admits it
-                        pace.take(emit=lambda sock=sock, exchange=exchange: _send(sock, exchange))
+                        pace.take(emit=functools.partial(_send, sock, exchange))
                     else:
                         _send(sock, exchange)
             _collect(selector, time.monotonic() + options.timeout)

@@ -182,9 +182,11 @@ class Watcher:
             if number == 1:  # a typo in the target: fail fast instead of retrying forever
                 self._end(store, seq, "failed", str(error))
                 raise
-            return self._failed(store, seq, result, error)
+            self._failed(store, seq, result, error)
+            return None
         except Exception as error:  # survive anything: log, retry at the next interval
-            return self._failed(store, seq, result, error)
+            self._failed(store, seq, result, error)
+            return None
         apply_baseline(report, self.options.baseline)
         if store is not None and seq is not None:
             try:
@@ -198,7 +200,6 @@ class Watcher:
         result.error = f"{type(error).__name__}: {error}"[:500]
         log.error("scan failed: %s; retrying at the next interval", result.error)
         self._end(store, seq, "failed", result.error)
-        return None
 
     def _compare_and_alert(self, result: IterationResult, store: Store | None) -> None:
         assert result.report is not None

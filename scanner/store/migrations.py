@@ -117,7 +117,7 @@ _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 def worst_severity_of(findings: list[dict]) -> str | None:
-    severities = [f.get("severity") for f in findings if f.get("severity") in _SEVERITY_RANK]
+    severities = [str(f["severity"]) for f in findings if f.get("severity") in _SEVERITY_RANK]
     return max(severities, key=_SEVERITY_RANK.__getitem__, default=None)
 
 

@@ -530,7 +530,8 @@ class Store:
         before: int | None = None,
     ) -> ScanRow | None:
         """The newest complete scan of exactly these inputs, or covering `target`."""
-        clauses, args = ["status = 'complete'"], []
+        clauses: list[str] = ["status = 'complete'"]
+        args: list[str | int] = []
         if inputs is not None:
             clauses.append("inputs = ?")
             args.append(_inputs_json(inputs))
