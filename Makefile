@@ -27,6 +27,7 @@ test: deps lint unit lab
 
 lint: venv
 	$(BIN)/ruff check scanner tests bench tools
+	$(BIN)/mypy
 
 unit: venv
 	$(BIN)/python -m pytest -q tests/unit

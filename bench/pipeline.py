@@ -16,6 +16,7 @@ Measured, each contender a process of its own in the lab's scan namespace under 
    within 20 %), and nmap --min-rate 20000.
 
 Every peak RSS must stay under 200 MB. Writes bench/results/pipeline.json; exit 1 on a miss.
+`--only one-port` (repeatable) runs only the measures named, into pipeline-one-port.json.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -178,6 +179,15 @@ def full_range(lab: Lab, scratch: Path) -> list[Comparison]:
     ]
 
 
+MEASURES: dict[str, Callable[[Lab, Path], Comparison | list[Comparison]]] = {
+    "whole-home": whole_home,
+    "one-port": one_port,
+    "ten-silent": ten_silent,
+    "sixteen-addresses": sixteen_addresses,
+    "full-range": full_range,
+}
+
+
 def home_mac(lab: Lab) -> str:
     done = lab.run_in_home(["cat", f"/sys/class/net/{lab.HOME_IF}/address"],
                            capture_output=True, text=True, check=True)
@@ -186,7 +196,9 @@ def home_mac(lab: Lab) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_args()
+    parser.add_argument("--only", choices=sorted(MEASURES), action="append",
+                        help="Run only this measure (repeatable); default: all of them.")
+    chosen = parser.parse_args().only or list(MEASURES)
     RESULTS.mkdir(exist_ok=True)
     results: list[Comparison] = []
     extras = [silent(SILENT), slowpoke("odd-banner", ODD_BANNER), slowpoke("garbage", GARBAGE),
@@ -197,11 +209,9 @@ def main() -> int:
         scratch = Path(scratch_dir)
         add_clones(lab)
         print(f"lab home {Lab.HOME_V4} / {Lab.HOME_V6}: {sorted(lab.open_ports)}", flush=True)
-        results.append(whole_home(lab, scratch))
-        results.append(one_port(lab, scratch))
-        results.append(ten_silent(lab, scratch))
-        results.append(sixteen_addresses(lab, scratch))
-        results += full_range(lab, scratch)
+        for name in chosen:
+            measured = MEASURES[name](lab, scratch)
+            results += measured if isinstance(measured, list) else [measured]
     print()
     print(f"{'measure':42} {'exposure':>9} {'peer':>9} {'peak MB':>8}  target                   ")
     for item in results:
@@ -211,7 +221,9 @@ def main() -> int:
     memory_ok = all(item.ours.peak_rss_mb < MEMORY_LIMIT_MB for item in results)
     print(f"peak memory of every exposure run < {MEMORY_LIMIT_MB:g} MB: "
           f"{'PASS' if memory_ok else 'FAIL'}")
-    (RESULTS / "pipeline.json").write_text(json.dumps([asdict(item) for item in results],
+    # A partial run (--only) keeps the full run's file as it was.
+    name = "pipeline" if chosen == list(MEASURES) else "pipeline-" + "+".join(chosen)
+    (RESULTS / f"{name}.json").write_text(json.dumps([asdict(item) for item in results],
                                                       indent=2))
     return 0 if memory_ok and all(item.passed for item in results) else 1
 

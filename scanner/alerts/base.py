@@ -305,8 +305,7 @@ def deliver(
                 log.warning("%s: alert not delivered: %s", notifier.name, error)
                 result.failed.setdefault(notifier.name, []).append(error)
         if states:
-            error = _try(partial(notifier.update_states, states), attempts, backoff_s,
-                         sleep)
+            error = _try(partial(notifier.update_states, states), attempts, backoff_s, sleep)
             if error is not None:
                 log.warning("%s: state not published: %s", notifier.name, error)
                 result.failed.setdefault(notifier.name, []).append(error)

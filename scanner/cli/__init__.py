@@ -2,9 +2,13 @@
 
 Each group of commands lives in its own module and registers itself on `app`:
 scan.py (scan, checks, version), monitor.py (history, show, diff, watch), preflight.py,
-report_commands.py (schema). main() maps failures to SPEC's exit codes: one line on stderr,
-never a traceback. The habits of nmap and nuclei work as short forms: -h, -V/--version,
--v/--debug and --no-color (before or after the command), and scan's -p, -iL, -o, -oA, -4/-6.
+report_commands.py (schema). The options they share are declared once, with the one builder
+of a scan's ScanOptions (options.py); every report format is drawn by one function
+(render.py). Command modules import the library inside the command that needs it, so
+starting one command never pays for another's stages. main() maps failures to SPEC's exit
+codes: one line on stderr, never a traceback. The habits of nmap and nuclei work as short
+forms: -h, -V/--version, -v/--debug and --no-color (before or after the command), and scan's
+(and watch's) -p, -iL, -4/-6, and scan's -o, -oA.
 """
 
 from __future__ import annotations

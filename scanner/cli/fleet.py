@@ -13,17 +13,10 @@ import typer
 
 from scanner.cli import app
 from scanner.errors import BadInput, ScanFailed
-from scanner.store.location import (
-    FLEET_EXTRA,
-    DbLocation,
-    default_location,
-    describe,
-    is_postgres,
-    parse_location,
-)
 
 if TYPE_CHECKING:
     from scanner.fleet.coordinator import FleetScanner
+    from scanner.store.location import DbLocation
 
 BrokerOption = Annotated[
     str | None,
@@ -62,6 +55,8 @@ def fleet_scanner(
 
 
 def _fleet_db(db: str | None) -> str:
+    from scanner.store.location import default_location, describe, is_postgres, parse_location
+
     location: DbLocation = parse_location(db) if db is not None else default_location()
     if not is_postgres(location):
         raise BadInput(
@@ -82,6 +77,8 @@ def _vantages(names: list[str]) -> list[str]:
 
 def _import_fleet(module: str) -> ModuleType:
     import importlib
+
+    from scanner.store.location import FLEET_EXTRA
 
     try:
         return importlib.import_module(module)

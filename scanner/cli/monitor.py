@@ -8,50 +8,58 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from scanner.api import ScanOptions, scan
-from scanner.checks.base import CheckOptions
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, Debug, NoColor, Verbose, app
 from scanner.cli import console as cli_console
 from scanner.cli.fleet import BrokerOption, FleetTimeoutOption, VantageOption, fleet_scanner
-from scanner.cli.outputs import OutputFormat, plan_outputs
-from scanner.cli.scan import render_outputs
-from scanner.cli.validate import check_ca_file, check_db_path
-from scanner.core.findings import Severity
-from scanner.core.summary import open_port_count
-from scanner.core.text import safe_text
-from scanner.diff import ReportDiff, Side, diff_reports, load_baseline
-from scanner.diff.render import render_diff
-from scanner.discovery import DiscoveryOptions
+from scanner.cli.options import (
+    INTERNETDB_DEFAULT_URL,
+    Active,
+    AllowLargeRange,
+    BaselineFile,
+    CaFile,
+    Db,
+    Engine,
+    ExcludePorts,
+    Format,
+    Identify,
+    InputList,
+    InternetDb,
+    InternetDbUrl,
+    Ipv4Only,
+    Ipv6Only,
+    NoStore,
+    Output,
+    OutputAll,
+    Ports,
+    Rate,
+    ResolverTestName,
+    Retries,
+    Shodan,
+    SshAuthProbe,
+    SshHostKeys,
+    Targets,
+    Timeout,
+    Udp,
+    scan_options,
+    scan_settings,
+)
+from scanner.cli.outputs import plan_outputs
 from scanner.errors import BadInput
-from scanner.store import (
-    NoDatabase,
-    ScanNotFound,
-    ScanRow,
-    Store,
-    StoreError,
-    report_from_dict,
-)
-from scanner.store.location import (
-    DbLocation,
-    default_location,
-    describe,
-    open_store,
-    parse_location,
-)
-from scanner.store.paths import DB_ENV
-from scanner.targets import parse_port_spec
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="History database: a file, or postgresql://USER@HOST/DB "
-                              "(default: $EXPOSURE_DB or per-user data dir)."),
-]
+# The store, the diff and the monitor are imported by the command that uses them: every
+# other command (and every scan's start-up) would pay for them.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from scanner.core.report import ScanReport
+    from scanner.diff import ReportDiff, Side
+    from scanner.monitor.watch import IterationResult
+    from scanner.store import ScanRow, Store
+    from scanner.store.location import DbLocation
 
 
 class DiffFormat(enum.StrEnum):
@@ -68,6 +76,8 @@ class AlertMinimum(enum.StrEnum):
 
 
 def _db_path(db: str | None) -> DbLocation:
+    from scanner.store.location import default_location, parse_location
+
     return parse_location(db) if db is not None else default_location()
 
 
@@ -77,13 +87,16 @@ def _db_path(db: str | None) -> DbLocation:
 @app.command("history")
 def history_command(
     target: Annotated[str | None, typer.Argument(help="Only scans of this target.")] = None,
-    db: DbOption = None,
+    db: Db = None,
     limit: Annotated[int, typer.Option(help="How many scans, newest first.")] = 30,
     output_format: Annotated[DiffFormat, typer.Option("--format", "-f")] = DiffFormat.TABLE,
     no_color: NoColor = False,
 ) -> int:
     """List stored scans, newest first."""
     cli_console.configure(no_color=no_color)
+    from scanner.store import NoDatabase
+    from scanner.store.location import describe, open_store
+
     path = _db_path(db)
     try:
         store = open_store(path, create=False)
@@ -107,6 +120,9 @@ def history_command(
 def _open_ports(store: Store, row: ScanRow) -> int:
     """Open ports as every report counts them (scanner.core.summary), from the stored
     report: the per-address numbers the store keeps count a name's IPv4 and IPv6 twice."""
+    from scanner.core.summary import open_port_count
+    from scanner.store import StoreError, report_from_dict
+
     if not row.has_report:
         return row.open_ports
     try:
@@ -116,6 +132,10 @@ def _open_ports(store: Store, row: ScanRow) -> int:
 
 
 def _history_table(rows: list[ScanRow], counts: dict[int, int]) -> None:
+    from rich.table import Table
+
+    from scanner.core.text import safe_text
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("#", "id", "started", "status", "targets", "open", "worst"):
         table.add_column(column)
@@ -150,20 +170,11 @@ def _status_cell(row: ScanRow) -> str:
 @app.command("show")
 def show_command(
     scan_ref: Annotated[str, typer.Argument(metavar="SCAN", help="Number (#) or id from history.")],
-    db: DbOption = None,
-    output_format: Annotated[
-        OutputFormat | None, typer.Option("--format", "-f", help="Format on stdout.")
-    ] = None,
-    output: Annotated[
-        list[str] | None,
-        typer.Option("--output", "-o", metavar="FILE",
-                     help="Write to FILE, format from its suffix; repeatable."),
-    ] = None,
-    output_all: Annotated[
-        str | None, typer.Option("--output-all", "-oA", metavar="BASE",
-                                 help="Write BASE.txt, .json, .md, .html and .sarif.")
-    ] = None,
-    shodan: Annotated[bool, typer.Option("--shodan", help="Terminal: crawler records.")] = False,
+    db: Db = None,
+    output_format: Format = None,
+    output: Output = None,
+    output_all: OutputAll = None,
+    shodan: Shodan = False,
     no_color: NoColor = False,
 ) -> int:
     """Render a stored scan again, in any report format (with its diff where the format has one).
@@ -171,6 +182,10 @@ def show_command(
     An unfinished scan (interrupted, failed, still running) shows what it stored: a partial
     report saying how far it got, without a diff (the missing addresses are not changes)."""
     cli_console.configure(no_color=no_color)
+    from scanner.cli.render import render_outputs
+    from scanner.diff import Side, diff_reports
+    from scanner.store import report_from_dict
+
     plan = plan_outputs(output, output_all, output_format)
     with _open_store(db) as store:
         row = _get_scan(store, scan_ref)
@@ -184,8 +199,7 @@ def show_command(
             data = store.partial_report(row)
             _say_partial(row)
     plan.prepare()
-    render_outputs(report_from_dict(data), plan, shodan=shodan,
-                   diff_for_files=diff)
+    render_outputs(report_from_dict(data), plan, shodan=shodan, diff=diff)
     return EXIT_OK
 
 
@@ -198,6 +212,9 @@ def _say_partial(row: ScanRow) -> None:
 
 def _open_store(db: str | None) -> Store:
     """The history for reading; none yet is bad input for show/diff (there is nothing to show)."""
+    from scanner.store import NoDatabase
+    from scanner.store.location import open_store
+
     try:
         return open_store(_db_path(db), create=False)
     except NoDatabase as error:
@@ -205,6 +222,8 @@ def _open_store(db: str | None) -> Store:
 
 
 def _get_scan(store: Store, ref: str) -> ScanRow:
+    from scanner.store import ScanNotFound
+
     try:
         return store.get_scan(ref)
     except ScanNotFound as error:
@@ -218,13 +237,11 @@ def _get_scan(store: Store, ref: str) -> ScanRow:
 def diff_command(
     scan_a: Annotated[str | None, typer.Argument(metavar="[SCAN_A]")] = None,
     scan_b: Annotated[str | None, typer.Argument(metavar="[SCAN_B]")] = None,
-    db: DbOption = None,
+    db: Db = None,
     target: Annotated[
         str | None, typer.Option(help="Without SCAN_A/SCAN_B: the last two scans of this target.")
     ] = None,
-    baseline: Annotated[
-        Path | None, typer.Option(help="TOML file of the ports you mean to expose.")
-    ] = None,
+    baseline: BaselineFile = None,
     output_format: Annotated[DiffFormat, typer.Option("--format", "-f")] = DiffFormat.TABLE,
     no_color: NoColor = False,
 ) -> int:
@@ -232,6 +249,8 @@ def diff_command(
 
     Exit 0 when nothing changed, 1 when something did (like diff(1)), 2 on bad input."""
     cli_console.configure(no_color=no_color)
+    from scanner.diff import diff_reports, load_baseline
+
     expected = load_baseline(baseline) if baseline else None
     with _open_store(db) as store:
         before, after = _pick_pair(store, scan_a, scan_b, target)
@@ -264,10 +283,14 @@ def _pick_pair(
 
 
 def _side(store: Store, row: ScanRow) -> Side:
+    from scanner.diff import Side
+
     return Side(store.load_report(row), _probed(row), row.seq)
 
 
 def _probed(row: ScanRow) -> tuple[int, ...] | None:
+    from scanner.targets import parse_port_spec
+
     if not row.ports:
         return None
     try:
@@ -280,6 +303,8 @@ def _print_diff(diff: ReportDiff, output_format: DiffFormat) -> None:
     if output_format is DiffFormat.JSON:
         sys.stdout.write(json.dumps(diff.to_dict(), indent=2, ensure_ascii=True) + "\n")
     else:
+        from scanner.diff.render import render_diff
+
         render_diff(diff, _console())
 
 
@@ -288,7 +313,8 @@ def _print_diff(diff: ReportDiff, output_format: DiffFormat) -> None:
 
 @app.command("watch")
 def watch_command(
-    targets: Annotated[list[str], typer.Argument(help="What to watch (as for scan).")],
+    ctx: typer.Context,
+    targets: Targets = None,
     every: Annotated[str, typer.Option(help="Interval: 30m, 6h, 1d, 1h30m.")] = "6h",
     jitter: Annotated[float, typer.Option(help="Spread each interval by +/- this fraction.")] = 0.1,
     alert: Annotated[
@@ -324,23 +350,32 @@ def watch_command(
     ] = None,
     once: Annotated[bool, typer.Option(help="One scan, then exit (cron, tests).")] = False,
     max_iterations: Annotated[int | None, typer.Option(help="Stop after N scans.")] = None,
+    # --- what each scan does: the same options as `exposure scan` (scanner/cli/options.py) ---
+    ports: Ports = "top",
+    exclude: ExcludePorts = None,
+    input_list: InputList = None,
+    ipv4_only: Ipv4Only = False,
+    ipv6_only: Ipv6Only = False,
+    engine: Engine = "auto",
+    rate: Rate = 2000,
+    timeout: Timeout = 1.0,
+    retries: Retries = 1,
+    allow_large_range: AllowLargeRange = False,
+    active: Active = False,
+    ca_file: CaFile = None,
+    ssh_auth_probe: SshAuthProbe = False,
+    ssh_host_keys: SshHostKeys = False,
+    identify: Identify = True,
+    internetdb: InternetDb = False,
+    internetdb_url: InternetDbUrl = INTERNETDB_DEFAULT_URL,
+    udp: Udp = False,
+    resolver_test_name: ResolverTestName = "example.com",
+    db: Db = None,
+    no_store: NoStore = False,
+    baseline: BaselineFile = None,
     verbose: Verbose = 0,
     debug: Debug = False,
     no_color: NoColor = False,
-    db: DbOption = None,
-    no_store: Annotated[bool, typer.Option("--no-store", help="Keep no history.")] = False,
-    baseline: Annotated[
-        Path | None, typer.Option(help="TOML file of the ports you mean to expose.")
-    ] = None,
-    ports: Annotated[str, typer.Option(help="top, all, or a list like 22,80,8000-8100.")] = "top",
-    engine: Annotated[str, typer.Option(help="Discovery engine.")] = "auto",
-    rate: Annotated[int, typer.Option(help="Packets per second, never exceeded.")] = 2000,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for one probe.")] = 1.0,
-    active: Annotated[bool, typer.Option(help="As for scan --active.")] = False,
-    ca_file: Annotated[Path | None, typer.Option(help="PEM file of extra trusted CAs.")] = None,
-    identify: Annotated[
-        bool, typer.Option(help="Identify services and run checks (off: port states only).")
-    ] = True,
     broker: BrokerOption = None,
     vantage: VantageOption = None,
     fleet_timeout: FleetTimeoutOption = None,
@@ -351,14 +386,20 @@ def watch_command(
         raise BadInput(f"--jitter must be between 0 and 0.5 (got {jitter})")
     if max_iterations is not None and max_iterations < 1:
         raise BadInput("--max-iterations must be at least 1")
-    if rate < 1 or not 0.05 <= timeout <= 60:
-        raise BadInput("--rate must be >= 1 and --timeout between 0.05 and 60 s")
-    if ca_file is not None:
-        check_ca_file(ca_file)
+    if not targets and input_list is None:
+        raise BadInput("no target given to watch (a hostname, an IP address, a small CIDR, "
+                       "or -iL FILE)")
+    settings = scan_settings(ctx.params)  # targets, ports and numbers checked as scan does
+    from scanner.cli.validate import check_db_path
+    from scanner.store.paths import DB_ENV
+
     if not no_store and (db is not None or os.environ.get(DB_ENV)):
         check_db_path(db or Path(os.environ[DB_ENV]), "--db" if db else f"${DB_ENV}")
-    # Imported here: every other command (and every scan's start-up) would pay for them.
     from scanner.alerts import load_settings, notifiers_from
+    from scanner.api import scan
+    from scanner.core.findings import Severity
+    from scanner.diff import load_baseline
+    from scanner.diff.render import render_diff
     from scanner.monitor import Watcher, WatchOptions, parse_interval
 
     if report_url is not None and not report_url.startswith(("http://", "https://")):
@@ -368,7 +409,7 @@ def watch_command(
     fleet = fleet_scanner(broker, db, vantage, fleet_timeout)
     notifiers = notifiers_from(load_settings(alert_config), _alert_names(alert))
     options = WatchOptions(
-        inputs=tuple(targets),
+        inputs=tuple(settings["targets"]),
         every_s=parse_interval(every),
         jitter=jitter,
         max_iterations=1 if once else max_iterations,
@@ -382,29 +423,34 @@ def watch_command(
         html_report=html_report,
         report_url=report_url,
     )
-    scan_options = ScanOptions(
-        ports=parse_port_spec(ports),
-        engine=engine,
-        discovery=DiscoveryOptions(rate=rate, timeout=timeout),
-        identify=identify,
-        checks=CheckOptions(active=active, ca_file=ca_file),
-    )
     _log_to_stderr()
     logging.getLogger("exposure.watch").info(
-        "watching %s every %s (+/- %d %%), alerts: %s", ", ".join(targets), every,
+        "watching %s every %s (+/- %d %%), alerts: %s", ", ".join(options.inputs), every,
         round(jitter * 100), ", ".join(n.name for n in notifiers) or "none")
     console = _console()
-    watcher = Watcher(
-        options, scan_options, notifiers, fleet or scan,
-        on_iteration=lambda result: result.diff is not None and not result.diff.empty
-        and render_diff(result.diff, console),
-    )
+
+    def show_changes(result: IterationResult) -> None:
+        if result.diff is not None and not result.diff.empty:
+            render_diff(result.diff, console)
+
+    watcher = Watcher(options, scan_options(settings), notifiers, fleet or scan,
+                      on_iteration=show_changes, render_html=_html_report)
     watcher.stop_on_signals()
     results = watcher.run()
     return EXIT_SCAN_FAILED if results and results[-1].error else EXIT_OK
 
 
+def _html_report(report: ScanReport, diff: ReportDiff) -> str:
+    """--html-report: the report as `scan -o report.html` and `show` write it."""
+    from scanner.cli.outputs import OutputFormat
+    from scanner.cli.render import render
+
+    return render(report, OutputFormat.HTML, diff)
+
+
 def _console() -> Console:
+    from rich.console import Console
+
     # Not wrapped when piped (cron mail, journald): wrapping is the reader's terminal's job.
     return Console(highlight=False, soft_wrap=not sys.stdout.isatty(),
                    no_color=cli_console.SETTINGS.no_color or None)

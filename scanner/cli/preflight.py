@@ -5,20 +5,12 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from scanner.api import ScanOptions
-from scanner.checks.base import CheckOptions
 from scanner.cli import EXIT_FINDINGS, EXIT_OK, EXIT_SCAN_FAILED, app
-from scanner.cli.validate import check_ca_file
-from scanner.discovery import DiscoveryOptions
-from scanner.errors import BadInput
-from scanner.preflight import parse_service, preflight, render_verdict
-from scanner.preflight.run import parse_port
+from scanner.cli.options import CaFile, Timeout, check_timeout
 
 
 class PreflightFormat(enum.StrEnum):
@@ -32,10 +24,8 @@ def preflight_command(
     as_port: Annotated[
         int | None, typer.Option(help="The external port you plan to forward to it.")
     ] = None,
-    ca_file: Annotated[
-        Path | None, typer.Option(help="PEM file of extra trusted CAs (your private CA).")
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for one probe's answer.")] = 1.0,
+    ca_file: CaFile = None,
+    timeout: Timeout = 1.0,
     output_format: Annotated[PreflightFormat, typer.Option("--format", "-f")] = (
         PreflightFormat.TABLE
     ),
@@ -44,13 +34,21 @@ def preflight_command(
 
     Gives the blocking reasons and the fix for each; exit 3 when nothing answers. An SSH
     server is asked which logins it accepts (as --ssh-auth-probe does for `scan`)."""
+    from rich.console import Console
+
+    from scanner.api import ScanOptions
+    from scanner.checks.base import CheckOptions
+    from scanner.cli.validate import check_ca_file
+    from scanner.discovery import DiscoveryOptions
+    from scanner.preflight import parse_service, preflight, render_verdict
+    from scanner.preflight.run import parse_port
+
     host, port = parse_service(service)
     external = parse_port(str(as_port), f"--as-port must be 1-65535 (got {as_port})") \
         if as_port is not None else None
     if ca_file is not None:
         check_ca_file(ca_file)
-    if not 0.05 <= timeout <= 60:
-        raise BadInput(f"--timeout must be between 0.05 and 60 seconds (got {timeout})")
+    check_timeout(timeout)
     options = ScanOptions(discovery=DiscoveryOptions(timeout=timeout))
     # The owner's own device, from the LAN, before forwarding it: ask SSH servers which logins
     # they accept (one request sshd may log as refused: scanner/checks/ssh/servers.py).

@@ -11,9 +11,12 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scanner.errors import BadInput
-from scanner.store.location import DbLocation, parse_location
+
+if TYPE_CHECKING:
+    from scanner.store.location import DbLocation
 
 MAX_CA_FILE_BYTES = 10 * 1024 * 1024  # a bundle of every public CA is ~250 KB
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
@@ -64,6 +67,8 @@ def check_db_path(value: str | Path, option: str = "--db") -> DbLocation:
     Only what makes the path wrong is bad input. A database that cannot be written *now*
     (a full disk, a read-only mount) is the store's business: the scan runs, its report is
     printed, and the store says why it was not saved (scanner.store.recorder's policy)."""
+    from scanner.store.location import parse_location
+
     location = parse_location(value)
     if not isinstance(location, Path):
         return location

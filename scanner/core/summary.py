@@ -320,9 +320,9 @@ def _services(
     worst_at: dict[tuple[str, int | None, str], Severity] = {}
     for group in problems:
         for place in group.places:
-            key = (place.host, place.port, place.protocol)
-            if key not in worst_at or group.severity.rank > worst_at[key].rank:
-                worst_at[key] = group.severity
+            at = (place.host, place.port, place.protocol)
+            if at not in worst_at or group.severity.rank > worst_at[at].rank:
+                worst_at[at] = group.severity
     services = [_service(key, seen, worst_at.get(key)) for key, seen in merged.items()]
     order = {host: index for index, host in enumerate(hosts)}
     return sorted(services, key=lambda s: (order.get(s.host, 0), s.port, s.protocol))

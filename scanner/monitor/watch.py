@@ -33,7 +33,6 @@ from scanner.diff import Baseline, ReportDiff, Side, apply_baseline, diff_report
 from scanner.errors import BadInput
 from scanner.monitor import reminders
 from scanner.monitor.schedule import DEFAULT_JITTER, next_delay
-from scanner.report.html import render_html
 from scanner.store import FindingAlert, Store, StoreError, report_from_dict
 from scanner.store.location import DbLocation, open_store
 from scanner.targets.ports import compress_ports, parse_port_spec
@@ -41,6 +40,8 @@ from scanner.targets.ports import compress_ports, parse_port_spec
 log = logging.getLogger("exposure.watch")
 
 ScanFunction = Callable[[Sequence[str], ScanOptions], ScanReport]
+# The HTML report of a scan, with what changed since the one before (--html-report).
+HtmlRenderer = Callable[[ScanReport, ReportDiff], str]
 # A state stays current for two missed scans (with their jitter) plus this, for the scan itself:
 # after that, Home Assistant shows the entities as unavailable (expire_after).
 SCAN_ALLOWANCE_S = 600
@@ -94,6 +95,7 @@ class Watcher:
         *,
         rng: random.Random | None = None,
         on_iteration: Callable[[IterationResult], None] | None = None,
+        render_html: HtmlRenderer | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.options = options
@@ -102,6 +104,11 @@ class Watcher:
         self.scan = scan
         self.rng = rng or random.Random()
         self.on_iteration = on_iteration
+        # The report stage comes after monitoring: whoever asks for an HTML file hands the
+        # renderer in (the CLI gives scanner.cli.render's).
+        if options.html_report is not None and render_html is None:
+            raise ValueError("WatchOptions.html_report needs a render_html function")
+        self.render_html = render_html
         self.stop_event = threading.Event()
         self.reference: Side | None = None  # the last complete scan
         self.clock = clock
@@ -197,7 +204,6 @@ class Watcher:
         result.error = f"{type(error).__name__}: {error}"[:500]
         log.error("scan failed: %s; retrying at the next interval", result.error)
         self._end(store, seq, "failed", result.error)
-        return None
 
     def _compare_and_alert(self, result: IterationResult, store: Store | None) -> None:
         assert result.report is not None
@@ -255,7 +261,7 @@ class Watcher:
     def _write_html(self, report: dict[str, Any], diff: ReportDiff) -> None:
         """Replace the HTML report atomically; never overwrite a file that is not one."""
         path = self.options.html_report
-        if path is None or self._refused_html:
+        if path is None or self.render_html is None or self._refused_html:
             return
         if path.exists() and not _is_our_report(path):
             log.error("%s exists and is not an exposure HTML report: not overwritten", path)
@@ -263,7 +269,7 @@ class Watcher:
             return
         temporary: str | None = None
         try:
-            text = render_html(report_from_dict(report), diff)
+            text = self.render_html(report_from_dict(report), diff)
             handle, temporary = tempfile.mkstemp(prefix=".exposure-", suffix=".html",
                                                  dir=path.parent)
             with os.fdopen(handle, "w", encoding="utf-8") as output:
@@ -338,3 +344,5 @@ def _is_our_report(path: Path) -> bool:
     except OSError:
         return False
     return HTML_SIGNATURE.encode() in head
+
+

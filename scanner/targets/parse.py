@@ -147,7 +147,7 @@ def _expand_network(text: str, allow_large_range: bool) -> list[Target]:
         )
     if size > LARGE_NETWORK_LIMIT:
         raise BadInput(f"{text} has {size} addresses; the limit is {LARGE_NETWORK_LIMIT}")
-    hosts = list(network.hosts()) if size > 2 else list(network)
+    hosts: list[IPAddress] = list(network.hosts()) if size > 2 else list(network)
     return [Target(text, address) for address in hosts]
 
 

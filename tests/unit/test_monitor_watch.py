@@ -16,6 +16,7 @@ import pytest
 
 from scanner.alerts.http import NtfyNotifier, WebhookNotifier
 from scanner.api import ScanOptions, scan
+from scanner.core.diff import ReportDiff
 from scanner.core.report import ScanError, ScanReport
 from scanner.diff.baseline import parse_baseline
 from scanner.discovery import DiscoveryOptions
@@ -77,7 +78,13 @@ def watcher(
     watch = WatchOptions(inputs=("127.0.0.1",), every_s=1, jitter=0, db=tmp_path / "h.db",
                          **extra)  # type: ignore[arg-type]
     notifiers = [WebhookNotifier(f"{receiver.url}/hook"), NtfyNotifier(receiver.url, "t")]
-    return Watcher(watch, options, notifiers, scan)
+    return Watcher(watch, options, notifiers, scan, render_html=render_html_report)
+
+
+def render_html_report(report: ScanReport, diff: ReportDiff) -> str:
+    from scanner.report.html import render_html
+
+    return render_html(report, diff)
 
 
 def test_alerts_once_per_change_and_only_on_change(

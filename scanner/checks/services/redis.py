@@ -24,7 +24,7 @@ def reply_complete(data: bytes) -> bool:
     if data.startswith((b"-", b"+")):
         return b"\r\n" in data
     found = _BULK.match(data)
-    return bool(found) and len(data) >= found.end() + int(found.group(1))
+    return found is not None and len(data) >= found.end() + int(found.group(1))
 
 
 def classify(reply: bytes) -> ProbeOutcome:
