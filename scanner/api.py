@@ -16,16 +16,13 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 
-from scanner.checks.base import CheckOptions
 from scanner.core.report import ScanReport
-from scanner.discovery import DiscoveryOptions, choose_engine
-from scanner.identification import IdentifyOptions
-from scanner.net import Limits, ScanBudget
-from scanner.net.budget import DEFAULT_GLOBAL_CONNECTIONS, DEFAULT_HOST_CONNECTIONS
+from scanner.discovery import choose_engine
+from scanner.net import ScanBudget
+from scanner.options import ScanOptions
 from scanner.pipeline import Pipeline, ScanObserver, ScanProgress
-from scanner.targets import TOP_PORTS, Target, parse_targets
+from scanner.targets import Target, parse_targets
 
 __all__ = [
     "ScanObserver",
@@ -34,35 +31,6 @@ __all__ = [
     "scan",
     "scan_targets",
 ]
-
-
-@dataclass(frozen=True)
-class ScanOptions:
-    ports: tuple[int, ...] = TOP_PORTS
-    engine: str = "auto"
-    # rate (whole scan: packets and connection attempts per second), timeout (every read),
-    # retries (discovery)
-    discovery: DiscoveryOptions = field(default_factory=DiscoveryOptions)
-    allow_large_range: bool = False
-    identify: bool = True  # what runs on each open port (off: discovery only)
-    identification: IdentifyOptions = field(default_factory=IdentifyOptions)
-    run_checks: bool = True  # needs identify
-    checks: CheckOptions = field(default_factory=CheckOptions)
-    # --internetdb: compare with what Shodan already has on record (None: off)
-    internetdb_url: str | None = None
-    udp: bool = False  # --udp: probe the UDP services self-hosters expose (DNS, NTP, SSDP...)
-    udp_dns_name: str = "example.com"  # the name the open-resolver test asks for
-    family: int | None = None  # 4 or 6 (-4 / -6): only the addresses of that IP version
-    host_connections: int = DEFAULT_HOST_CONNECTIONS  # open at once to one address
-    global_connections: int = DEFAULT_GLOBAL_CONNECTIONS  # open at once, whole scan
-
-    def limits(self) -> Limits:
-        return Limits(
-            rate=self.discovery.rate,
-            timeout=self.discovery.timeout,
-            host_connections=self.host_connections,
-            global_connections=self.global_connections,
-        )
 
 
 def scan(

@@ -39,8 +39,8 @@ from scanner.net import Dialer, ScanBudget
 from scanner.targets import IPAddress, Target
 
 if TYPE_CHECKING:
-    from scanner.api import ScanOptions
     from scanner.identification.internetdb import InternetDbLookup
+    from scanner.options import ScanOptions
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scanner.api import ScanOptions
 from scanner.checks.base import CheckOptions
 from scanner.discovery import ENGINE_NAMES, DiscoveryOptions
 from scanner.identification import IdentifyOptions
+from scanner.options import ScanOptions
 
 MAX_CA_PEM_BYTES = 1024 * 1024
 MAX_TEXT_CHARS = 2048

@@ -18,13 +18,14 @@ from typing import Any
 
 from kombu.exceptions import ChannelError, OperationalError
 
-from scanner.api import ScanObserver, ScanOptions
 from scanner.core.report import ScanReport
 from scanner.errors import ScanFailed
 from scanner.fleet.app import TASK_NAME, describe_broker, make_app
 from scanner.fleet.codec import read_ca_pem
 from scanner.fleet.merge import merge_results
 from scanner.fleet.spec import TaskSpec, plan_tasks, queue_for
+from scanner.options import ScanOptions
+from scanner.pipeline import ScanObserver
 from scanner.store import StoreError
 from scanner.store.fleet import FleetLedger, TaskRecord
 from scanner.store.location import DbLocation, open_store

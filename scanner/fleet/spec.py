@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scanner.api import ScanOptions
 from scanner.errors import BadInput
 from scanner.fleet.codec import BadTask, options_to_message
+from scanner.options import ScanOptions
 from scanner.targets import Target, parse_port_spec
 from scanner.targets.ports import compress_ports
 

@@ -26,13 +26,13 @@ from typing import Any
 
 from scanner.alerts import Notifier, alerts_for, deliver, states_for
 from scanner.alerts.base import LongLivedNotifier
-from scanner.api import ScanOptions
 from scanner.core.findings import Severity
 from scanner.core.report import ScanReport
 from scanner.diff import Baseline, ReportDiff, Side, apply_baseline, diff_reports
 from scanner.errors import BadInput
 from scanner.monitor import reminders
 from scanner.monitor.schedule import DEFAULT_JITTER, next_delay
+from scanner.options import ScanOptions
 from scanner.store import FindingAlert, Store, StoreError, report_from_dict
 from scanner.store.location import DbLocation, open_store
 from scanner.targets.ports import compress_ports, parse_port_spec
