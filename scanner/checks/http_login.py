@@ -88,6 +88,7 @@ class PlainLoginCheck:
                         "with a Let's Encrypt certificate (Caddy, nginx, Traefik), redirect "
                         "http:// to https://, and send HSTS; or reach it over a VPN.",
         )
+        # merged into identification's details.http (scanner.checks.http_details)
         return CheckResult((finding,), {"http": {"plain_login": login}})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.core.details import DetailsRecord
 from scanner.core.text import safe_text
 
 BANNER_CHARS = 4096
@@ -32,8 +33,22 @@ class ShodanEvidence:
     mqtt_return_code: int | None = None
 
 
+@dataclass(frozen=True)
+class ShodanDetails(DetailsRecord):
+    """details.shodan: the text a crawler indexes for the port, and the queries that find it.
+    Reports show it in a section of its own (scanner.core.details.CrawlerView), not as rows."""
+
+    TABLE_RANK = 200
+
+    banner: str = ""
+    queries: tuple[str, ...] = ()
+
+
 def shodan_view(evidence: ShodanEvidence) -> dict[str, Any]:
-    return {"banner": shodan_banner(evidence), "queries": shodan_queries(evidence)}
+    return ShodanDetails(shodan_banner(evidence), tuple(shodan_queries(evidence))).to_dict()
+
+
+DETAILS = {"shodan": ShodanDetails.from_dict}
 
 
 def shodan_banner(evidence: ShodanEvidence) -> str:
