@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from functools import cache
-
 from collections.abc import Mapping
+from functools import cache
 
 import scanner.checks
 from scanner.checks.base import Check, FindingSpec

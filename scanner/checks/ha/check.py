@@ -22,9 +22,9 @@ from typing import Any
 
 from scanner.checks.base import CheckContext, CheckResult, FindingSpec
 from scanner.checks.ha import advisories, parse, probe
+from scanner.checks.ha.details import AdvisoryTable, HaDetails, LoginFlow, NotHaDetails, Onboarding
 from scanner.checks.ha.detect import Detection, Facts, assess
 from scanner.checks.ha.remediation import guidance
-from scanner.checks.ha.details import AdvisoryTable, HaDetails, LoginFlow, NotHaDetails, Onboarding
 from scanner.core.findings import Finding, Severity
 from scanner.core.text import safe_text
 

@@ -6,10 +6,9 @@ and adds the KEXINIT lists, the flagged algorithms, advisories and what authenti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scanner.core.details import OMIT_NONE, DetailsRecord
-from dataclasses import field
 
 
 @dataclass(frozen=True)
