@@ -191,23 +191,41 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+class DetailsShapeError(ValueError):
+    """A JSON value that does not have the type its field declares (a hand-edited or foreign
+    report): that key is shown untyped rather than trusted."""
+
+
 def _load(hint: Any, value: Any) -> Any:
     """A JSON value as the field's type says: records, tuples of them, mappings of them."""
-    if value is None:
-        return None
+    if value is None or hint is Any:
+        return value
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return _load(options[0], value) if len(options) == 1 else value
-    if isinstance(hint, type) and issubclass(hint, DetailsRecord) and isinstance(value, Mapping):
+        return _load(options[0] if len(options) == 1 else Any, value)
+    if origin is tuple:
+        _require(isinstance(value, list | tuple), hint, value)
+        return tuple(_load(typing.get_args(hint)[0], item) for item in value)
+    if origin in (Mapping, dict):
+        _require(isinstance(value, Mapping), hint, value)
+        item_hint = typing.get_args(hint)[1]
+        return {str(key): _load(item_hint, item) for key, item in value.items()}
+    if isinstance(hint, type) and issubclass(hint, DetailsRecord):
+        _require(isinstance(value, Mapping), hint, value)
         return hint.from_dict(value)
-    if origin is tuple and isinstance(value, list | tuple):
-        args = typing.get_args(hint)
-        return tuple(_load(args[0], item) for item in value)
-    if origin in (Mapping, dict) and isinstance(value, Mapping):
-        item_hint = typing.get_args(hint)[1] if typing.get_args(hint) else Any
-        return {key: _load(item_hint, item) for key, item in value.items()}
+    if hint is float:
+        _require(isinstance(value, int | float) and not isinstance(value, bool), hint, value)
+    elif hint is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), hint, value)
+    elif isinstance(hint, type):
+        _require(isinstance(value, hint), hint, value)
     return value
+
+
+def _require(ok: bool, hint: Any, value: Any) -> None:
+    if not ok:
+        raise DetailsShapeError(f"expected {hint}, got {type(value).__name__}")
 
 
 def _dump(value: Any) -> Any:
@@ -244,7 +262,10 @@ def load_details(key: str, value: Any) -> PortDetails:
     loader = details_loaders().get(key)
     if loader is None or not isinstance(value, Mapping):
         return UntypedDetails(value)
-    return loader(value)
+    try:
+        return loader(value)
+    except DetailsShapeError:
+        return UntypedDetails(value)
 
 
 def load_port_details(details: Any) -> dict[str, PortDetails]:

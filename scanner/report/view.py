@@ -101,6 +101,7 @@ class DetailBlock:
     facts: tuple[Fact, ...]
     raw_json: str
     title: str = ""  # a heading for target-level blocks ("What Shodan already has on record")
+    graded: bool = False  # the port's grade (scores, caps) comes from this block's details
 
 
 @dataclass(frozen=True)
@@ -462,7 +463,8 @@ def _facts(rows: Sequence[Row]) -> tuple[Fact, ...]:
 def _detail_block(key: str, details: PortDetails) -> DetailBlock:
     if isinstance(details, UntypedDetails):
         return _untyped_block(key, details.value)
-    return DetailBlock(safe_text(key, 64), _facts(details.rows()), _pretty_json(details.to_dict()))
+    return DetailBlock(safe_text(key, 64), _facts(details.rows()), _pretty_json(details.to_dict()),
+                       graded=isinstance(details, Graded))
 
 
 def _untyped_block(key: str, value: Any) -> DetailBlock:

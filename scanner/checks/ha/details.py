@@ -28,7 +28,7 @@ class Onboarding(DetailsRecord):
 @dataclass(frozen=True)
 class LoginFlow(DetailsRecord):
     result: str = ""
-    users_offered: bool | None = None
+    users_offered: int | None = None
     password_asked: bool | None = None
     abort_reason: str | None = None
 
