@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 from functools import cache
+from types import ModuleType
 
 import scanner.checks
 from scanner.checks.base import Check, FindingSpec
@@ -15,7 +16,7 @@ _FRAMEWORK_MODULES = {"base", "registry", "runner"}
 
 
 @cache
-def _check_modules() -> tuple[object, ...]:
+def _check_modules() -> tuple[ModuleType, ...]:
     modules = []
     for module_info in pkgutil.walk_packages(scanner.checks.__path__, "scanner.checks."):
         if module_info.name.rsplit(".", 1)[-1] in _FRAMEWORK_MODULES:
@@ -26,9 +27,8 @@ def _check_modules() -> tuple[object, ...]:
 
 @cache
 def all_checks() -> tuple[Check, ...]:
-    checks: list[Check] = [
-        module.CHECK for module in _check_modules() if getattr(module, "CHECK", None) is not None
-    ]
+    found = (getattr(module, "CHECK", None) for module in _check_modules())
+    checks: list[Check] = [check for check in found if check is not None]
     _require_unique([check.name for check in checks], "check name")
     _require_unique([spec.id for check in checks for spec in check.catalogue], "finding id")
     return tuple(_in_dependency_order(checks))

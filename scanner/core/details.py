@@ -181,14 +181,22 @@ class UntypedDetails:
         return ()
 
 
-@cache
+_FIELDS: dict[type, tuple[dataclasses.Field[Any], ...]] = {}
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
-    return tuple(f for f in dataclasses.fields(cls) if f.name not in ("extra", "loaded_keys"))
+    """The JSON fields of a record class (not the loader's bookkeeping), computed once."""
+    if cls not in _FIELDS:
+        _FIELDS[cls] = tuple(f for f in dataclasses.fields(cls)
+                             if f.name not in ("extra", "loaded_keys"))
+    return _FIELDS[cls]
 
 
-@cache
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 class DetailsShapeError(ValueError):
