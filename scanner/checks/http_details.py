@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from scanner.core.details import OMIT_NONE, DetailsRecord
+from scanner.core.text import safe_text
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class HttpDetails(DetailsRecord):
     redirects: tuple[Redirect, ...] = ()
     application_hint: str | None = field(default=None, metadata=OMIT_NONE)  # "Node-RED"
     plain_login: str | None = field(default=None, metadata=OMIT_NONE)  # http_login's evidence
+
+    def crawler_phrase(self) -> tuple[str, str] | None:
+        """Crawlers index the page title (scanner.core.details.CrawlerFacts)."""
+        if not self.title or not self.title.strip():
+            return None
+        return "title", f'title "{safe_text(self.title.strip(), 80)}"'
 
 
 DETAILS = {"http": HttpDetails.from_dict}

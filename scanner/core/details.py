@@ -83,6 +83,16 @@ class Graded(Protocol):
     def cap_texts(self) -> tuple[str, ...]: ...
 
 
+@dataclass(frozen=True)
+class BannerSection:
+    """A part of the crawler's banner, as the stage that wrote the banner knows it."""
+
+    # "service": a line the scanner wrote, `text` says what it stands for ("MQTT broker");
+    # "http", "certificate", "other": what the server sent
+    kind: str
+    text: str
+
+
 @runtime_checkable
 class CrawlerView(Protocol):
     """Details that say what an internet-wide crawler records for the port (the Shodan view)."""
@@ -92,6 +102,23 @@ class CrawlerView(Protocol):
 
     @property
     def queries(self) -> tuple[str, ...]: ...
+
+    def sections(self) -> tuple[BannerSection, ...]: ...
+
+    def certificate_name(self) -> str: ...
+
+
+# Where a record's crawler phrase goes on the crawler's one line: "service" tells the
+# service a line the scanner wrote stands for (MQTT: what the check learnt), "title" and
+# "certificate" follow the banner's own parts.
+CRAWLER_SLOTS = ("service", "title", "certificate")
+
+
+@runtime_checkable
+class CrawlerFacts(Protocol):
+    """Details that add to the crawler's line: (slot in CRAWLER_SLOTS, phrase), or None."""
+
+    def crawler_phrase(self) -> tuple[str, str] | None: ...
 
 
 # --- the codec ----------------------------------------------------------------------------

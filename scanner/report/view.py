@@ -404,7 +404,7 @@ def _port_view(port: PortReport, findings: Sequence[FindingView]) -> PortView:
             _detail_block(key, typed[key]) for key in sorted(typed)
             if not isinstance(typed[key], CrawlerView)
         ),
-        shodan=_shodan_view(port, typed.values()),
+        shodan=_shodan_view(port, tuple(typed.values())),
         finding_count=len(mine),
         worst=_worst(mine),
     )
@@ -430,17 +430,16 @@ def grade_view(port: int, details: Iterable[PortDetails]) -> GradeView | None:
     )
 
 
-def _shodan_view(port: PortReport, details: Iterable[PortDetails]) -> ShodanView | None:
+def _shodan_view(port: PortReport, details: Sequence[PortDetails]) -> ShodanView | None:
     crawler = next((item for item in details if isinstance(item, CrawlerView)), None)
     if crawler is None:
         return None
-    raw = port.details if isinstance(port.details, Mapping) else {}
     view = ShodanView(
         port=port.port,
         protocol=safe_text(port.protocol, 8),
         banner=safe_text(crawler.banner, BANNER_CHARS, keep_newlines=True),
         queries=tuple(safe_text(q, QUERY_CHARS) for q in crawler.queries[:LIST_ITEMS_SHOWN]),
-        record=compact_record(crawler.banner, raw),
+        record=compact_record(crawler, details),
     )
     return view if view.banner or view.queries else None
 

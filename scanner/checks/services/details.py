@@ -47,6 +47,14 @@ class MqttDetails(ServiceDetails):
     connack_meaning_311: str | None = field(default=None, metadata=OMIT_NONE)
     anonymous: bool | None = field(default=None, metadata=OMIT_NONE)
 
+    def crawler_phrase(self) -> tuple[str, str] | None:
+        """What the broker does with a crawler's CONNECT, from the check (never our probe)."""
+        if self.anonymous is True:
+            return "service", "MQTT broker that lets clients in without a password"
+        if self.anonymous is False:
+            return "service", "MQTT broker that asks clients for a password"
+        return None
+
 
 @dataclass(frozen=True)
 class ProductChoice(DetailsRecord):

@@ -150,6 +150,12 @@ class TlsDetails(DetailsRecord):
     def cap_texts(self) -> tuple[str, ...]:
         return tuple(cap.text() for cap in self.caps[:CAPS_SHOWN])
 
+    def crawler_phrase(self) -> tuple[str, str] | None:
+        """Crawlers index the certificate by its name (scanner.core.details.CrawlerFacts)."""
+        cert = self.certificate
+        name = (cert.subject_cn or cert.subject) if cert is not None else None
+        return ("certificate", f"certificate for {safe_text(name, 80)}") if name else None
+
     def accepted_protocols(self) -> tuple[str, ...] | None:
         """The protocols the TLS check found accepted (None: it did not grade this port)."""
         return tuple(sorted(set(self.protocols))) if "protocols" in self._keys() else None
