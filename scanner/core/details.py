@@ -14,7 +14,9 @@ gathers the DETAILS of every check module it loads. Core never imports a stage.
 `DetailsRecord` gives every class the same JSON codec: `to_dict()` writes today's keys (the
 field names), `from_dict()` is the typed loader stored reports go through (`show`, `diff`).
 A loaded record remembers the keys it was read with, in order, and keys it has no field for
-(`extra`: a newer or older report), so JSON -> typed -> JSON is the identity.
+(`extra`: a newer or older report), so JSON -> typed -> JSON is the identity. A record a check
+builds writes every field but those marked OMIT_NONE that are None; `partial()` builds one
+with just the keys given.
 """
 
 from __future__ import annotations
@@ -148,6 +150,13 @@ class DetailsRecord:
         values = {key: _load(hints[key], value) for key, value in data.items() if key in names}
         extra = {key: value for key, value in data.items() if key not in names}
         return cls(**values, extra=extra, loaded_keys=tuple(data))
+
+    @classmethod
+    def partial(cls, **values: Any) -> Self:
+        """A record with just these keys, in this order: what a check adds to a key another
+        stage fills (http_login's plain_login in details.http), or a shape with few keys (TLS
+        not graded)."""
+        return cls(**values, loaded_keys=tuple(values))
 
     def to_dict(self) -> dict[str, Any]:
         if self.loaded_keys is not None:  # as it was read: same keys, same order

@@ -9,9 +9,9 @@ holds both: a port TLS was not graded on simply has no grade.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from scanner.core.details import DetailsRecord, Row, scalar_text
+from scanner.core.details import OMIT_NONE, DetailsRecord, Row, scalar_text
 from scanner.core.grades import Grade
 from scanner.core.text import safe_text
 
@@ -20,15 +20,18 @@ CAPS_SHOWN = 16
 
 @dataclass(frozen=True)
 class TlsCertificate(DetailsRecord):
+    """Identification's summary of the certificate (it alone writes subject_cn, issuer_cn and
+    serial: left out when None, so the TLS check's merge keeps them) and the check's verdict."""
+
     subject: str | None = None
-    subject_cn: str | None = None
+    subject_cn: str | None = field(default=None, metadata=OMIT_NONE)
     issuer: str | None = None
-    issuer_cn: str | None = None
+    issuer_cn: str | None = field(default=None, metadata=OMIT_NONE)
     sans: tuple[str, ...] = ()
     not_before: str | None = None
     not_after: str | None = None
     self_signed: bool | None = None
-    serial: str | None = None
+    serial: str | None = field(default=None, metadata=OMIT_NONE)
     sha256: str | None = None
     days_left: int | None = None
     key: str | None = None
@@ -110,11 +113,12 @@ class TlsDetails(DetailsRecord):
         ("handshake_error", "handshake error"),
     )
 
-    # identification's handshake
+    # identification's handshake (the check writes the certificate's verdict into it; the
+    # others are identification's, left out of the check's record when None)
     certificate: TlsCertificate | None = None
-    negotiated_version: str | None = None
-    negotiated_cipher: str | None = None
-    handshake_error: str | None = None
+    negotiated_version: str | None = field(default=None, metadata=OMIT_NONE)
+    negotiated_cipher: str | None = field(default=None, metadata=OMIT_NONE)
+    handshake_error: str | None = field(default=None, metadata=OMIT_NONE)
     # the TLS check's grade
     grade: str | None = None
     grade_if_trust_ignored: str | None = None
