@@ -158,6 +158,17 @@ class DetailsRecord:
         not graded)."""
         return cls(**values, loaded_keys=tuple(values))
 
+    def updated(self, **values: Any) -> Self:
+        """dict.update on a record: these values replace, keys it did not have come last
+        (a check adding to what identification wrote under the same key)."""
+        known = {f.name for f in _fields(type(self))}
+        keys = self.loaded_keys
+        if keys is not None:
+            keys = (*keys, *(key for key in values if key not in keys))
+        extra = {**self.extra, **{key: v for key, v in values.items() if key not in known}}
+        fields = {key: v for key, v in values.items() if key in known}
+        return dataclasses.replace(self, **fields, extra=extra, loaded_keys=keys)
+
     def to_dict(self) -> dict[str, Any]:
         if self.loaded_keys is not None:  # as it was read: same keys, same order
             keys: Sequence[str] = self.loaded_keys

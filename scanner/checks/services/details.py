@@ -8,7 +8,9 @@ by the YAML files, not by code, so they stay in `extra` and are shown genericall
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from scanner.checks.services.catalogue import CATALOGUE
 from scanner.core.details import OMIT_NONE, DetailsLoader, DetailsRecord
@@ -66,6 +68,11 @@ class ProductChoice(DetailsRecord):
     name: str = ""
     key: str = ""
     auth: str = ""
+
+
+def details_record(key: str, data: Mapping[str, Any]) -> ServiceDetails:
+    """The record of a product key, from what is already known under it (identification's)."""
+    return (MqttDetails if key == "mqtt" else ServiceDetails).from_dict(data)
 
 
 def _loaders() -> dict[str, DetailsLoader]:
