@@ -139,8 +139,10 @@ class DetailsRecord:
     TABLE_RANK: ClassVar[int] = 100  # where its table rows go among the keys' (lower first)
 
     extra: JsonObject = field(default_factory=dict, kw_only=True, compare=False, repr=False)
-    loaded_keys: tuple[str, ...] | None = field(default=None, kw_only=True, compare=False,
-                                                repr=False)
+    # the JSON keys it has, in order: as read, or as given to partial()/updated();
+    # None: every field (but OMIT_NONE ones that are None)
+    json_keys: tuple[str, ...] | None = field(default=None, kw_only=True, compare=False,
+                                              repr=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -149,29 +151,29 @@ class DetailsRecord:
         names = {f.name for f in _fields(cls)}
         values = {key: _load(hints[key], value) for key, value in data.items() if key in names}
         extra = {key: value for key, value in data.items() if key not in names}
-        return cls(**values, extra=extra, loaded_keys=tuple(data))
+        return cls(**values, extra=extra, json_keys=tuple(data))
 
     @classmethod
     def partial(cls, **values: Any) -> Self:
         """A record with just these keys, in this order: what a check adds to a key another
         stage fills (http_login's plain_login in details.http), or a shape with few keys (TLS
         not graded)."""
-        return cls(**values, loaded_keys=tuple(values))
+        return cls(**values, json_keys=tuple(values))
 
     def updated(self, **values: Any) -> Self:
         """dict.update on a record: these values replace, keys it did not have come last
         (a check adding to what identification wrote under the same key)."""
         known = {f.name for f in _fields(type(self))}
-        keys = self.loaded_keys
+        keys = self.json_keys
         if keys is not None:
             keys = (*keys, *(key for key in values if key not in keys))
         extra = {**self.extra, **{key: v for key, v in values.items() if key not in known}}
         fields = {key: v for key, v in values.items() if key in known}
-        return dataclasses.replace(self, **fields, extra=extra, loaded_keys=keys)
+        return dataclasses.replace(self, **fields, extra=extra, json_keys=keys)
 
     def to_dict(self) -> dict[str, Any]:
-        if self.loaded_keys is not None:  # as it was read: same keys, same order
-            keys: Sequence[str] = self.loaded_keys
+        if self.json_keys is not None:  # as it was read (or built): same keys, same order
+            keys: Sequence[str] = self.json_keys
         else:
             keys = [f.name for f in _fields(type(self))
                     if not (f.metadata.get("omit_none") and getattr(self, f.name) is None)]
@@ -236,7 +238,7 @@ def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
     """The JSON fields of a record class (not the loader's bookkeeping), computed once."""
     if cls not in _FIELDS:
         _FIELDS[cls] = tuple(f for f in dataclasses.fields(cls)
-                             if f.name not in ("extra", "loaded_keys"))
+                             if f.name not in ("extra", "json_keys"))
     return _FIELDS[cls]
 
 

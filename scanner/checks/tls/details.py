@@ -165,7 +165,7 @@ class TlsDetails(DetailsRecord):
         return tuple(sorted(set(self.protocols))) if "protocols" in self._keys() else None
 
     def _keys(self) -> tuple[str, ...]:
-        return self.loaded_keys if self.loaded_keys is not None else tuple(self.to_dict())
+        return self.json_keys if self.json_keys is not None else tuple(self.to_dict())
 
 
 DETAILS = {"tls": TlsDetails.from_dict}
