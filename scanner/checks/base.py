@@ -3,7 +3,9 @@
 A check declares the findings it can produce (its catalogue entries), says whether it applies
 to a port from what identification learnt, and runs. It never prints: findings and details
 are data, rendered later by the reports. Adding a check is adding one module to this package
-that defines `CHECK` (see registry.py), plus its tests.
+that defines `CHECK` (see registry.py), its details dataclass with `DETAILS` (a
+scanner.core.details.DetailsRecord: how its details are written, loaded and shown), plus its
+tests (README "Adding a check").
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ def standalone_context(
 @dataclass(frozen=True)
 class CheckResult:
     findings: tuple[Finding, ...] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)  # merged into the port's details
+    # merged into the port's details: {key: its DetailsRecord's to_dict()}
+    details: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what could not be verified, said plainly
     # The product this check confirmed on the port, with its own evidence (e.g. Home Assistant
     # behind nginx): replaces what identification guessed from headers.

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from scanner.checks.base import CheckContext, CheckResult, FindingSpec, Severity
+from scanner.checks.http_details import HttpDetails
 from scanner.core.text import safe_text
 from scanner.net.http import HttpReply
 
@@ -88,7 +89,8 @@ class PlainLoginCheck:
                         "with a Let's Encrypt certificate (Caddy, nginx, Traefik), redirect "
                         "http:// to https://, and send HSTS; or reach it over a VPN.",
         )
-        return CheckResult((finding,), {"http": {"plain_login": login}})
+        # merged into identification's details.http
+        return CheckResult((finding,), {"http": HttpDetails.partial(plain_login=login).to_dict()})
 
 
 CHECK = PlainLoginCheck()

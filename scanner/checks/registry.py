@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from functools import cache
+from types import ModuleType
 
 import scanner.checks
 from scanner.checks.base import Check, FindingSpec
+from scanner.core.details import DetailsLoader
 
 _FRAMEWORK_MODULES = {"base", "registry", "runner"}
 
 
 @cache
-def all_checks() -> tuple[Check, ...]:
-    checks: list[Check] = []
+def _check_modules() -> tuple[ModuleType, ...]:
+    modules = []
     for module_info in pkgutil.walk_packages(scanner.checks.__path__, "scanner.checks."):
         if module_info.name.rsplit(".", 1)[-1] in _FRAMEWORK_MODULES:
             continue
-        module = importlib.import_module(module_info.name)
-        check = getattr(module, "CHECK", None)
-        if check is not None:
-            checks.append(check)
+        modules.append(importlib.import_module(module_info.name))
+    return tuple(modules)
+
+
+@cache
+def all_checks() -> tuple[Check, ...]:
+    found = (getattr(module, "CHECK", None) for module in _check_modules())
+    checks: list[Check] = [check for check in found if check is not None]
     _require_unique([check.name for check in checks], "check name")
     _require_unique([spec.id for check in checks for spec in check.catalogue], "finding id")
     return tuple(_in_dependency_order(checks))
@@ -33,10 +40,25 @@ def catalogue() -> list[FindingSpec]:
     return sorted(specs, key=lambda spec: spec.id)
 
 
-def __getattr__(name: str) -> tuple[FindingSpec, ...]:
-    # FINDINGS for scanner.core.catalogue, computed on first use: finding the checks imports them
+def details_loaders() -> dict[str, DetailsLoader]:
+    """Every check module's DETAILS ({details key: loader}; scanner.core.details)."""
+    loaders: dict[str, DetailsLoader] = {}
+    for module in _check_modules():
+        declared: Mapping[str, DetailsLoader] = getattr(module, "DETAILS", {})
+        for key, loader in declared.items():
+            if key in loaders and loaders[key] != loader:
+                raise RuntimeError(f"duplicate details key: {key}")
+            loaders[key] = loader
+    return loaders
+
+
+def __getattr__(name: str) -> object:
+    # FINDINGS for scanner.core.catalogue and DETAILS for scanner.core.details, computed on
+    # first use: finding the checks imports them
     if name == "FINDINGS":
         return tuple(catalogue())
+    if name == "DETAILS":
+        return details_loaders()
     raise AttributeError(name)
 
 

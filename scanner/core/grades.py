@@ -52,8 +52,6 @@ def grade_of(tls: Any) -> Grade | None:
     if not isinstance(tls, Mapping):
         return None
     letter = tls.get("grade")
-    if isinstance(letter, Mapping):  # tolerate {"letter": "A"}
-        letter = letter.get("letter")
     if not isinstance(letter, str) or not letter:
         return None
     would_be = tls.get("grade_if_trust_ignored")

@@ -321,7 +321,7 @@ class _TargetPair:
                 ChangeKind.TLS_EXPIRY, Severity.HIGH if days <= 7 else Severity.MEDIUM,
                 f"certificate on port {_where(key)} "
                 + (f"expires in {days} day(s)" if days >= 0 else f"expired {-days} day(s) ago")
-                + f" ({safe_text(str(new_cert.get('not_after', '?')), 40)})",
+                + f" ({safe_text(str(new_cert.not_after or '?'), 40)})",
                 port=key[0], protocol=key[1], before=old_days, after=days))
         return changes
 

@@ -11,9 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.core.details import BannerSection, DetailsRecord
 from scanner.core.text import safe_text
 
 BANNER_CHARS = 4096
+# What the banner says for an MQTT broker: our identification probe is refused by design, so
+# its answer is not what a crawler records (older reports: "MQTT Connection Code: N").
+MQTT_BANNER = "MQTT broker (answers an MQTT CONNECT)"
+MQTT_BANNER_BEFORE = "MQTT Connection Code: "
+CERTIFICATE_HEADING = "SSL Certificate"
+ISSUED_TO = "Issued To: "
 QUERY_VALUE_CHARS = 100
 MAX_SAN_QUERIES = 3
 
@@ -32,8 +39,49 @@ class ShodanEvidence:
     mqtt_return_code: int | None = None
 
 
+@dataclass(frozen=True)
+class ShodanDetails(DetailsRecord):
+    """details.shodan: the text a crawler indexes for the port, and the queries that find it.
+    Reports show it in a section of its own (scanner.core.details.CrawlerView), not as rows."""
+
+    TABLE_RANK = 200
+
+    banner: str = ""
+    queries: tuple[str, ...] = ()
+
+    def sections(self) -> tuple[BannerSection, ...]:
+        """The banner's parts: what the scanner wrote in it is told from what servers sent."""
+        parts = [part.strip() for part in self.banner.split("\n\n") if part.strip()]
+        return tuple(_section(part) for part in parts)
+
+    def certificate_name(self) -> str:
+        """Whom the certificate block of the banner says it was issued to ('' if none)."""
+        for section in self.sections():
+            if section.kind == "certificate":
+                for line in section.text.splitlines():
+                    if line.startswith(ISSUED_TO):
+                        return line[len(ISSUED_TO):].strip()
+        return ""
+
+
+def _section(part: str) -> BannerSection:
+    if part.startswith("HTTP/"):
+        return BannerSection("http", part)
+    if part.startswith(CERTIFICATE_HEADING):
+        return BannerSection("certificate", part)
+    first = part.splitlines()[0]
+    if first == MQTT_BANNER or (first.startswith(MQTT_BANNER_BEFORE)
+                                and first[len(MQTT_BANNER_BEFORE):].isdigit()):
+        # a line we wrote: shown as what it stands for, with what the mqtt check learnt
+        return BannerSection("service", "MQTT broker")
+    return BannerSection("other", part)
+
+
 def shodan_view(evidence: ShodanEvidence) -> dict[str, Any]:
-    return {"banner": shodan_banner(evidence), "queries": shodan_queries(evidence)}
+    return ShodanDetails(shodan_banner(evidence), tuple(shodan_queries(evidence))).to_dict()
+
+
+DETAILS = {"shodan": ShodanDetails.from_dict}
 
 
 def shodan_banner(evidence: ShodanEvidence) -> str:
@@ -46,7 +94,7 @@ def shodan_banner(evidence: ShodanEvidence) -> str:
     elif evidence.mqtt_return_code is not None:
         # Not our probe's CONNACK code: the probe is refused by design (protocol level 0), so
         # its code is ours, not what a crawler's CONNECT would get. The mqtt check tells that.
-        parts.append("MQTT broker (answers an MQTT CONNECT)")
+        parts.append(MQTT_BANNER)
     if evidence.certificate:
         parts.append(_certificate_block(evidence.certificate))
     return safe_text("\n\n".join(parts), BANNER_CHARS, keep_newlines=True)
@@ -54,9 +102,9 @@ def shodan_banner(evidence: ShodanEvidence) -> str:
 
 def _certificate_block(certificate: dict[str, Any]) -> str:
     lines = [
-        "SSL Certificate",
+        CERTIFICATE_HEADING,
         f"Issued By: {certificate.get('issuer', '')}",
-        f"Issued To: {certificate.get('subject', '')}",
+        f"{ISSUED_TO}{certificate.get('subject', '')}",
     ]
     if certificate.get("sans"):
         lines.append("Subject Alternative Names: " + ", ".join(certificate["sans"]))

@@ -4,10 +4,12 @@ The terminal, Markdown and HTML reports show the same things in the same order; 
 decides what those things are, once. Every string in a view has been through safe_text (or
 safe_tree): a renderer only has to escape for its own syntax (HTML, Markdown), never to clean.
 
-What each stage put into a port's `details` is shown two ways: a few highlights as label/value
-facts (which fields, for the keys we know, is data: HIGHLIGHT_FIELDS below; for keys we do
-not know, the first scalar fields), and the whole key as folded, pretty-printed JSON. So a new
-check's details appear in every report without any change here.
+What each stage put into a port's `details` is read through the typed details loader
+(scanner.core.details): each key's record says which rows it shows in its details block and
+in the port table, whether it carries a grade, whether it is the crawler's view; the view
+shows those rows and the whole key as folded, pretty-printed JSON. Keys without a record (UDP
+services) get their scalar fields. So a new check's details appear in every report without
+any change here.
 """
 
 from __future__ import annotations
@@ -17,13 +19,23 @@ import datetime as dt
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scanner.core.details import (
+    CrawlerView,
+    Graded,
+    PortDetails,
+    Row,
+    UntypedDetails,
+    generic_rows,
+    is_scalar,
+    load_port_details,
+    scalar_text,
+)
 from scanner.core.diff import Change, ReportDiff
 from scanner.core.findings import Finding, Severity
-from scanner.core.grades import grade_of
 from scanner.core.report import Note, PortReport, ScanReport, TargetReport
 from scanner.core.summary import ReportSummary, open_ports_of, summarize
 from scanner.core.text import TRUNCATION_MARK, safe_text, safe_tree
@@ -53,81 +65,6 @@ CUT_MARK = "… [truncated here; the full text is in the JSON report (--format j
 # References become links only when they are plain https URLs (ours come from the catalogue).
 SAFE_URL = re.compile(r"^https://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
 
-# Which fields of a known details key are worth a line of their own, in order, with a label.
-# A dotted path reads into nested mappings. Keys not listed here get the generic treatment.
-HIGHLIGHT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "http": (
-        ("status", "status"),
-        ("title", "title"),
-        ("server", "server"),
-        ("favicon_mmh3", "favicon hash (mmh3)"),
-        ("missing_security_headers", "missing security headers"),
-    ),
-    "tls": (
-        ("grade", "grade"),
-        ("not_graded", "not graded"),
-        ("protocols", "protocols"),
-        ("certificate.subject_cn", "certificate for"),
-        ("certificate.subject", "certificate subject"),
-        ("certificate.issuer_cn", "issued by"),
-        ("certificate.issuer", "issuer"),
-        ("certificate.not_after", "valid until"),
-        ("certificate.days_left", "days left"),
-        ("certificate.trusted", "trusted"),
-        ("certificate.hostname_matches", "name matches"),
-        ("certificate.self_signed", "self-signed"),
-        ("certificate.key", "key"),
-        ("negotiated_version", "negotiated"),
-        ("handshake_error", "handshake error"),
-    ),
-    "ssh": (
-        ("software", "software"),
-        ("distro", "distribution"),
-        ("auth_methods", "auth methods"),
-        ("none_auth_accepted", "no-auth accepted"),
-        ("strict_kex", "strict kex (Terrapin fix)"),
-        ("advisories", "advisories"),
-        ("weak_algorithms", "weak algorithms"),
-        ("kex", "key exchange"),
-        ("host_key_algorithms", "host key types"),
-        ("ciphers", "ciphers"),
-        ("macs", "MACs"),
-    ),
-    "ha": (
-        ("version", "version"),
-        ("onboarding.state", "onboarding"),
-        ("auth_providers", "login providers"),
-        ("install_type", "installation"),
-        ("login_flow.result", "login flow"),
-        ("is_home_assistant", "is Home Assistant"),
-        ("confidence", "confidence"),
-    ),
-    # Not connack_meaning: that is the broker's answer to our deliberately refused probe
-    # (protocol level 0), not what it does with a real client. The check's facts are.
-    "mqtt": (
-        ("anonymous", "anonymous access"),
-        ("auth", "auth"),
-        ("connack_meaning_311", "answer to a CONNECT without credentials"),
-        ("evidence", "seen"),
-    ),
-}
-# In a list of objects (advisories, caps, legacy algorithms), what names an item and what
-# qualifies it: {"id": "CVE-2024-6387", "status": "fixed-by-distro"} is shown as
-# "CVE-2024-6387 (fixed-by-distro)".
-ITEM_NAME_FIELDS = ("id", "name", "type", "rule", "grade")
-ITEM_QUALIFIER_FIELDS = ("status", "severity", "bits", "why", "reason")
-# (details key, field, label): what the port table shows next to product and version.
-PORT_TABLE_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("ha", "version", "Home Assistant"),
-    ("ha", "onboarding.state", "onboarding"),
-    ("product", "name", "found"),
-    ("product", "auth", "auth"),
-    ("http", "title", "title"),
-    ("http", "server", "server"),
-    ("ssh", "auth_methods", "auth"),
-    ("mqtt", "anonymous", "anonymous MQTT"),
-)
-SHODAN_KEY = "shodan"  # shown in its own section, not among the details
 # Target keys every report shows in its own way; any other key gets a generic section.
 CONTRACT_TARGET_KEYS = frozenset(
     {"input", "address", "hostname", "ports", "filtered_count", "answers_all_ports",
@@ -164,6 +101,7 @@ class DetailBlock:
     facts: tuple[Fact, ...]
     raw_json: str
     title: str = ""  # a heading for target-level blocks ("What Shodan already has on record")
+    graded: bool = False  # the port's grade (scores, caps) comes from this block's details
 
 
 @dataclass(frozen=True)
@@ -439,7 +377,7 @@ def _target_extras(target: TargetReport) -> tuple[DetailBlock, ...]:
     for key, value in target.to_dict().items():
         if key in CONTRACT_TARGET_KEYS or value is None:
             continue
-        block = _detail_block(str(key), value)
+        block = _untyped_block(str(key), value)
         title = TARGET_EXTRA_TITLES.get(str(key), block.key.replace("_", " "))
         extras.append(DetailBlock(block.key, block.facts, block.raw_json, title))
     return tuple(extras)
@@ -450,7 +388,7 @@ def _port_key(port: PortReport) -> tuple[int, str]:
 
 
 def _port_view(port: PortReport, findings: Sequence[FindingView]) -> PortView:
-    details = port.details if isinstance(port.details, Mapping) else {}
+    typed = load_port_details(port.details)
     mine = [f for f in findings if f.port == port.port and f.protocol == port.protocol]
     return PortView(
         port=port.port,
@@ -461,23 +399,23 @@ def _port_view(port: PortReport, findings: Sequence[FindingView]) -> PortView:
         version=safe_text(port.version or "", 128),
         tls=bool(port.tls),
         banner=safe_text(port.banner or "", BANNER_CHARS, keep_newlines=True),
-        grade=grade_view(port.port, details.get("tls")),
-        highlights=_highlights(details),
+        grade=grade_view(port.port, typed.values()),
+        highlights=_highlights(typed.values()),
         details=tuple(
-            _detail_block(str(key), value)
-            for key, value in sorted(details.items(), key=lambda item: str(item[0]))
-            if key != SHODAN_KEY
+            _detail_block(key, typed[key]) for key in sorted(typed)
+            if not isinstance(typed[key], CrawlerView)
         ),
-        shodan=_shodan_view(port, details.get(SHODAN_KEY)),
+        shodan=_shodan_view(port, tuple(typed.values())),
         finding_count=len(mine),
         worst=_worst(mine),
     )
 
 
-def grade_view(port: int, tls: Any) -> GradeView | None:
-    """The TLS grade of an endpoint, if the TLS check gave one (details.tls.grade)."""
-    found = grade_of(tls)
-    if found is None or not isinstance(tls, Mapping):
+def grade_view(port: int, details: Iterable[PortDetails]) -> GradeView | None:
+    """The grade of an endpoint, if a check gave one (the TLS check's details.tls.grade)."""
+    graded = next((item for item in details if isinstance(item, Graded)), None)
+    found = graded.graded() if graded is not None else None
+    if graded is None or found is None:
         return None
     grade = safe_text(found.letter, 8)
     if not grade:
@@ -486,55 +424,23 @@ def grade_view(port: int, tls: Any) -> GradeView | None:
         grade=grade,
         css=GRADE_CLASSES.get(grade.upper(), "other"),
         port=port,
-        scores=_scores(tls.get("scores")),
-        caps=_caps(tls.get("caps")),
+        scores=_facts(graded.score_rows()),
+        caps=tuple(safe_text(cap, FACT_CHARS) for cap in graded.cap_texts()[:FACTS_PER_KEY]),
         display=safe_text(found.display, 40),
         rank=found.rank,
     )
 
 
-def _scores(scores: Any) -> tuple[Fact, ...]:
-    if not isinstance(scores, Mapping):
-        return ()
-    return tuple(
-        Fact(safe_text(str(name), 64).replace("_", " "), _scalar_text(value))
-        for name, value in list(scores.items())[:FACTS_PER_KEY]
-        if _is_scalar(value)
-    )
-
-
-def _caps(caps: Any) -> tuple[str, ...]:
-    if isinstance(caps, Mapping):  # {"B": "reason", ...} or {"reason": ..., "grade": ...}
-        caps = [caps] if "reason" in caps else [{"grade": k, "reason": v} for k, v in caps.items()]
-    if not isinstance(caps, Sequence) or isinstance(caps, str):
-        return ()
-    return tuple(_cap_text(cap) for cap in list(caps)[:FACTS_PER_KEY])
-
-
-def _cap_text(cap: Any) -> str:
-    if not isinstance(cap, Mapping):
-        return _scalar_text(cap) if _is_scalar(cap) else _compact_json(cap)
-    limit = cap.get("grade") or cap.get("cap") or cap.get("max_grade")
-    reason = cap.get("reason") or cap.get("why") or cap.get("description")
-    reason_text = _scalar_text(reason) if reason is not None else _compact_json(cap)
-    return f"at most {safe_text(str(limit), 8)}: {reason_text}" if limit else reason_text
-
-
-def _shodan_view(port: PortReport, shodan: Any) -> ShodanView | None:
-    if not isinstance(shodan, Mapping):
+def _shodan_view(port: PortReport, details: Sequence[PortDetails]) -> ShodanView | None:
+    crawler = next((item for item in details if isinstance(item, CrawlerView)), None)
+    if crawler is None:
         return None
-    banner = shodan.get("banner")
-    queries = shodan.get("queries")
-    query_list = queries if isinstance(queries, Sequence) and not isinstance(queries, str) else []
-    details = port.details if isinstance(port.details, Mapping) else {}
     view = ShodanView(
         port=port.port,
         protocol=safe_text(port.protocol, 8),
-        banner=safe_text(banner, BANNER_CHARS, keep_newlines=True)
-        if isinstance(banner, str)
-        else "",
-        queries=tuple(safe_text(str(q), QUERY_CHARS) for q in query_list[:LIST_ITEMS_SHOWN]),
-        record=compact_record(banner if isinstance(banner, str) else "", details),
+        banner=safe_text(crawler.banner, BANNER_CHARS, keep_newlines=True),
+        queries=tuple(safe_text(q, QUERY_CHARS) for q in crawler.queries[:LIST_ITEMS_SHOWN]),
+        record=compact_record(crawler, details),
     )
     return view if view.banner or view.queries else None
 
@@ -542,96 +448,33 @@ def _shodan_view(port: PortReport, shodan: Any) -> ShodanView | None:
 # --- details ------------------------------------------------------------------------------
 
 
-def _highlights(details: Mapping[str, Any]) -> tuple[Fact, ...]:
+def _highlights(details: Iterable[PortDetails]) -> tuple[Fact, ...]:
     """The few facts worth a glance in the port table: title, server, auth methods..."""
-    facts = []
-    for key, path, label in PORT_TABLE_FIELDS:
-        value = details.get(key)
-        if isinstance(value, Mapping) and (text := _fact_text(_lookup(value, path))):
-            facts.append(Fact(label, safe_text(text, TABLE_FACT_CHARS)))
-    return tuple(facts)
+    ranked = sorted(details, key=lambda item: item.table_rank)
+    return tuple(Fact(row.label, safe_text(row.value, TABLE_FACT_CHARS))
+                 for item in ranked for row in item.table_rows())
 
 
-def _detail_block(key: str, value: Any) -> DetailBlock:
+def _facts(rows: Sequence[Row]) -> tuple[Fact, ...]:
+    return tuple(Fact(safe_text(row.label, 64), safe_text(row.value, FACT_CHARS))
+                 for row in rows[:FACTS_PER_KEY])
+
+
+def _detail_block(key: str, details: PortDetails) -> DetailBlock:
+    if isinstance(details, UntypedDetails):
+        return _untyped_block(key, details.value)
+    return DetailBlock(safe_text(key, 64), _facts(details.rows()), _pretty_json(details.to_dict()),
+                       graded=isinstance(details, Graded))
+
+
+def _untyped_block(key: str, value: Any) -> DetailBlock:
     if isinstance(value, Mapping):
-        facts = _known_facts(key, value) if key in HIGHLIGHT_FIELDS else _generic_facts(value)
-    elif _is_scalar(value):
-        facts = [Fact(safe_text(key, 64), _scalar_text(value))]
+        facts = _facts(generic_rows(value))
+    elif is_scalar(value):
+        facts = (Fact(safe_text(key, 64), scalar_text(value)),)
     else:
-        facts = []
-    return DetailBlock(safe_text(key, 64), tuple(facts[:FACTS_PER_KEY]), _pretty_json(value))
-
-
-def _known_facts(key: str, value: Mapping[str, Any]) -> list[Fact]:
-    facts = []
-    for path, label in HIGHLIGHT_FIELDS[key]:
-        found = _lookup(value, path)
-        text = _fact_text(found)
-        if text:
-            facts.append(Fact(label, text))
-    return facts
-
-
-def _generic_facts(value: Mapping[str, Any]) -> list[Fact]:
-    """For a details key no one told us about: its scalar fields and short lists, in order."""
-    facts = []
-    for name, item in value.items():
-        text = _fact_text(item)
-        if text:
-            facts.append(Fact(safe_text(str(name), 64).replace("_", " "), text))
-    return facts
-
-
-def _lookup(value: Mapping[str, Any], path: str) -> Any:
-    current: Any = value
-    for part in path.split("."):
-        if not isinstance(current, Mapping):
-            return None
-        current = current.get(part)
-    return current
-
-
-def _fact_text(value: Any) -> str:
-    """One line for a scalar or a list of scalars; '' for what does not fit on a line."""
-    if value is None or value == "" or value == []:
-        return ""
-    if _is_scalar(value):
-        return _scalar_text(value)
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        items = [_item_text(item) for item in value]
-        if not all(items):
-            return ""
-        shown = ", ".join(items[:LIST_ITEMS_SHOWN])
-        more = f" (+{len(items) - LIST_ITEMS_SHOWN} more)" if len(items) > LIST_ITEMS_SHOWN else ""
-        return safe_text(shown, FACT_CHARS) + more
-    return ""
-
-
-def _item_text(item: Any) -> str:
-    """One list item on a line: a scalar, or an object by its name and qualifier; else ''."""
-    if _is_scalar(item):
-        return _scalar_text(item)
-    if not isinstance(item, Mapping):
-        return ""
-    name = next((item[f] for f in ITEM_NAME_FIELDS if _is_scalar(item.get(f)) and item.get(f)),
-                None)
-    if name is None:
-        return ""
-    qualifier = next(
-        (item[f] for f in ITEM_QUALIFIER_FIELDS if _is_scalar(item.get(f)) and item.get(f)), None
-    )
-    text = _scalar_text(name)
-    return f"{text} ({_scalar_text(qualifier)})" if qualifier is not None else text
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return safe_text(str(value), FACT_CHARS)
+        facts = ()
+    return DetailBlock(safe_text(key, 64), facts, _pretty_json(value))
 
 
 def _pretty_json(value: Any) -> str:
@@ -639,10 +482,6 @@ def _pretty_json(value: Any) -> str:
     if len(text) > RAW_JSON_CHARS:
         return text[:RAW_JSON_CHARS] + "\n" + TRUNCATION_MARK
     return text
-
-
-def _compact_json(value: Any) -> str:
-    return safe_text(json.dumps(safe_tree(value, max_depth=3), ensure_ascii=False), FACT_CHARS)
 
 
 # --- findings -----------------------------------------------------------------------------

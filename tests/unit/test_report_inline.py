@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.text import Text
 
+from scanner.checks.http_details import HttpDetails
+from scanner.checks.services.details import MqttDetails
+from scanner.checks.tls.details import TlsCertificate, TlsDetails
+from scanner.core.details import load_port_details
 from scanner.core.text import safe_text
+from scanner.identification.shodan_view import ShodanDetails
 from scanner.report.inline import Piece, plain, split_code_spans
 from scanner.report.shodan import clean_banner, compact_record, looks_binary
 from scanner.report.wrap import wrap
@@ -80,7 +85,7 @@ def test_compact_record_keeps_what_identifies_the_service() -> None:
     banner = ("HTTP/1.1 401 Unauthorized\nServer: nginx\nDate: Tue, 02 Jan 2024 10:00:00 GMT\n"
               'ETag: "1"\nLast-Modified: x\nSet-Cookie: sid=secret\nWWW-Authenticate: Basic '
               'realm="NAS"\n\nSSL Certificate\nIssued By: CN=R3\nIssued To: CN=nas.example')
-    record = compact_record(banner, {"http": {"title": "Login"}})
+    record = compact_record(ShodanDetails(banner), [HttpDetails(title="Login")])
     assert record == ('HTTP/1.1 401 Unauthorized · Server: nginx · WWW-Authenticate: Basic '
                       'realm="NAS" · title "Login" · certificate for CN=nas.example')
     cleaned = clean_banner(banner)
@@ -88,16 +93,20 @@ def test_compact_record_keeps_what_identifies_the_service() -> None:
 
 
 def test_mqtt_records_come_from_the_check() -> None:
-    assert compact_record("MQTT broker (answers an MQTT CONNECT)",
-                          {"mqtt": {"anonymous": False}}) == \
+    assert compact_record(ShodanDetails("MQTT broker (answers an MQTT CONNECT)"),
+                          [MqttDetails(anonymous=False)]) == \
         "MQTT broker that asks clients for a password"
-    assert compact_record("MQTT Connection Code: 1", {}) == "MQTT broker"
+    assert compact_record(ShodanDetails("MQTT Connection Code: 1"), []) == "MQTT broker"
+    tls = TlsDetails(certificate=TlsCertificate(subject_cn="mqtt.example"))
+    assert compact_record(ShodanDetails("MQTT broker (answers an MQTT CONNECT)"),
+                          [MqttDetails(anonymous=True), tls]) == \
+        "MQTT broker that lets clients in without a password · certificate for mqtt.example"
 
 
 def test_binary_is_told_apart_from_text() -> None:
     assert looks_binary("\ufffd\ufffdAB") and looks_binary("\\e[2J")
     assert not looks_binary("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3")
-    assert compact_record("\x00\x01\x02" * 30, {}) == "binary data (not text)"
+    assert compact_record(ShodanDetails("\x00\x01\x02" * 30), []) == "binary data (not text)"
 
 
 @settings(max_examples=200, deadline=None)
@@ -106,5 +115,5 @@ def test_binary_is_told_apart_from_text() -> None:
                                                         st.dictionaries(st.text(max_size=8),
                                                                         st.text(max_size=20)))))
 def test_compact_record_of_anything_is_one_clean_line(banner: str, details: dict) -> None:
-    record = compact_record(banner, details)
+    record = compact_record(ShodanDetails(banner), load_port_details(details).values())
     assert "\n" not in record and "\x1b" not in record and len(record) <= 220

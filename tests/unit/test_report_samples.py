@@ -38,7 +38,7 @@ def _ports() -> list[PortReport]:
                 "auth_methods": ["publickey", "password"],
                 "kex": ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256",
                         "diffie-hellman-group14-sha256"],
-                "host_keys": ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512"],
+                "host_key_algorithms": ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512"],
                 "ciphers": ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com"],
                 "macs": ["hmac-sha2-256-etm@openssh.com"],
                 "strict_kex": False,

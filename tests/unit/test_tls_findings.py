@@ -139,7 +139,7 @@ def test_known_vulnerability_finding() -> None:
 
 def test_details_have_the_contract_keys() -> None:
     tls_facts = facts()
-    details = tls_details(tls_facts, rate(tls_facts), 0.5)
+    details = tls_details(tls_facts, rate(tls_facts), 0.5).to_dict()
     assert details["grade"] == "A+" and details["grade_if_trust_ignored"] == "A+"
     assert details["scores"] == {"protocol": 100, "key_exchange": 90, "cipher": 90, "total": 93}
     assert details["caps"] == [] and details["warnings"] == []
@@ -153,7 +153,7 @@ def test_details_have_the_contract_keys() -> None:
 
 def test_details_of_a_capped_grade() -> None:
     tls_facts = facts({"TLSv1.2": suites(RSA_KX)})
-    details = tls_details(tls_facts, rate(tls_facts), 0.5)
+    details = tls_details(tls_facts, rate(tls_facts), 0.5).to_dict()
     assert {cap["rule"] for cap in details["caps"]} == {"no_fs", "no_tls13"}
     assert all(set(cap) == {"grade", "reason", "rule"} for cap in details["caps"])
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from scanner.checks.base import CheckContext, CheckResult, FindingSpec
 from scanner.checks.ha import advisories, parse, probe
+from scanner.checks.ha.details import AdvisoryTable, HaDetails, LoginFlow, NotHaDetails, Onboarding
 from scanner.checks.ha.detect import Detection, Facts, assess
 from scanner.checks.ha.remediation import guidance
 from scanner.core.findings import Finding, Severity
@@ -293,51 +294,51 @@ def _outdated_evidence(version: str, result: advisories.Assessment, table: str) 
 
 def ha_details(detection: Detection, flow: parse.FlowStart | None, today: dt.date) -> dict:
     facts = detection.facts
-    return {
-        "is_home_assistant": True,
-        "version": facts.version,
-        "onboarding": _onboarding_details(facts),
-        "detected_by": list(detection.evidence),
-        "confidence": detection.confidence,
-        "auth_providers": list(facts.providers.types) if facts.providers else None,
-        "auth_providers_shape": facts.providers.shape if facts.providers else None,
-        "install_type": facts.installation_type,
-        "login_flow": _flow_details(flow),
-        "advisory_table": {
-            "date": advisories.TABLE_DATE.isoformat(),
-            "age_days": advisories.table_age_days(today),
-            "sources": list(advisories.TABLE_SOURCES),
-        },
-    }
+    return HaDetails(
+        is_home_assistant=True,
+        version=facts.version,
+        onboarding=_onboarding_details(facts),
+        detected_by=tuple(detection.evidence),
+        confidence=detection.confidence,
+        auth_providers=tuple(facts.providers.types) if facts.providers else None,
+        auth_providers_shape=facts.providers.shape if facts.providers else None,
+        install_type=facts.installation_type,
+        login_flow=_flow_details(flow),
+        advisory_table=AdvisoryTable(
+            date=advisories.TABLE_DATE.isoformat(),
+            age_days=advisories.table_age_days(today),
+            sources=tuple(advisories.TABLE_SOURCES),
+        ),
+    ).to_dict()
 
 
 def not_ha_details(detection: Detection) -> dict[str, Any]:
     """A port that only looks like HA (a title, a copied manifest): said so, nothing more."""
-    return {
-        "is_home_assistant": False,
-        "confidence": detection.confidence,
-        "detected_by": list(detection.evidence),
-        "contradictions": list(detection.contradictions),
-    }
+    return NotHaDetails(
+        is_home_assistant=False,
+        confidence=detection.confidence,
+        detected_by=tuple(detection.evidence),
+        contradictions=tuple(detection.contradictions),
+    ).to_dict()
 
 
-def _onboarding_details(facts: Facts) -> dict[str, Any]:
+def _onboarding_details(facts: Facts) -> Onboarding:
     onboarding, providers = facts.onboarding, facts.providers
     if onboarding is not None:
         state = "open" if onboarding.user_done is False else "in_progress"
         if all(done for _, done in onboarding.steps):
             state = "finished"
-        return {"state": state, "steps": {step: done for step, done in onboarding.steps}}
+        return Onboarding(state, {step: done for step, done in onboarding.steps})
     if providers is not None and not providers.onboarding_required:
-        return {"state": "finished", "steps": None}  # /api/onboarding gone, providers listed
-    return {"state": "unknown", "steps": None}
+        return Onboarding("finished", None)  # /api/onboarding gone, providers listed
+    return Onboarding("unknown", None)
 
 
-def _flow_details(flow: parse.FlowStart | None) -> dict[str, Any] | None:
+def _flow_details(flow: parse.FlowStart | None) -> LoginFlow | None:
     if flow is None:
         return None
-    return {"result": flow.kind, "users_offered": flow.users_offered,
-            "password_asked": flow.password_asked, "abort_reason": flow.abort_reason}
+    return LoginFlow(result=flow.kind, users_offered=flow.users_offered,
+                     password_asked=flow.password_asked, abort_reason=flow.abort_reason)
 
 
 CHECK = HomeAssistantCheck()

@@ -25,6 +25,7 @@ from scanner.checks.services.catalogue import (
     FINDINGS,
     UNAUTHENTICATED,
 )
+from scanner.checks.services.details import ProductChoice, details_record
 from scanner.checks.services.engine import PROBES, Judged, applicable_protocols, assess_port
 from scanner.checks.services.loader import CatalogueError
 from scanner.checks.services.model import (
@@ -73,11 +74,10 @@ class ServicesCheck:
         service = None
         if judged:
             top = max(judged, key=lambda item: AUTH_RANK[item.assessment.auth])
-            details["product"] = {
-                "name": top.assessment.product,
-                "key": top.assessment.key,
-                "auth": str(top.assessment.auth),
-            }
+            details["product"] = ProductChoice(
+                name=top.assessment.product, key=top.assessment.key,
+                auth=str(top.assessment.auth),
+            ).to_dict()
             service = service_named(top, context)
         product = version = None
         if judged and not context.identity.product:  # a name where identification had none
@@ -148,22 +148,20 @@ def findings_for(item: Judged, port: int) -> list[Finding]:
 
 def details_for(item: Judged, context: CheckContext) -> dict[str, Any]:
     assessment = item.assessment
-    details: dict[str, Any] = {}
     earlier = context.identity.details.get(assessment.key)
-    if isinstance(earlier, dict):  # keep what identification learnt under the same key
-        details.update(earlier)
-    details.update({
-        "product": assessment.product,
-        "auth": str(assessment.auth),
-        "evidence": assessment.evidence,
-        "transport": assessment.transport,
-        "usual_ports": list(item.definition.usual_ports),
-        "on_usual_port": context.port in item.definition.usual_ports,
-    })
+    # keep what identification learnt under the same key
+    found = details_record(assessment.key, earlier if isinstance(earlier, dict) else {})
+    found = found.updated(
+        product=assessment.product,
+        auth=str(assessment.auth),
+        evidence=assessment.evidence,
+        transport=assessment.transport,
+        usual_ports=tuple(item.definition.usual_ports),
+        on_usual_port=context.port in item.definition.usual_ports,
+    )
     if assessment.version:
-        details["version"] = assessment.version
-    details.update(assessment.facts)
-    return details
+        found = found.updated(version=assessment.version)
+    return found.updated(**assessment.facts).to_dict()
 
 
 def _cleartext(definition: HttpProduct | ProtocolProduct, transport: str) -> bool:

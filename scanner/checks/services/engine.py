@@ -148,7 +148,8 @@ def hinted(product: HttpProduct, http: dict[str, Any]) -> bool:
         return True
     title = str(http.get("title") or "")
     server = str(http.get("server") or "")
-    redirects = http.get("redirects") if isinstance(http.get("redirects"), list) else []
+    recorded = http.get("redirects")
+    redirects = recorded if isinstance(recorded, list) else []
     locations = [str(hop.get("location") or "") for hop in redirects if isinstance(hop, dict)]
     for hint in product.hints:
         if hint.title and title and re.search(hint.title, title[:512], re.IGNORECASE):

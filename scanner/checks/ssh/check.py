@@ -27,6 +27,8 @@ from scanner.checks.ssh.audit import (
     SshAudit,
     audit_ssh,
 )
+from scanner.checks.ssh.details import Advisory, HostKey, SshDetails
+from scanner.checks.ssh.details import FlaggedAlgorithm as FlaggedAlgorithmDetails
 from scanner.checks.ssh.evaluate import (
     AFFECTED,
     AdvisoryMatch,
@@ -289,54 +291,61 @@ def _details(
     matches: list[AdvisoryMatch],
 ) -> dict[str, Any]:
     # Our "ssh" key replaces identification's in the port's details: keep what it learnt.
-    details: dict[str, Any] = dict(identified)
+    details = SshDetails.from_dict(identified)
     if audit.hello is not None:
-        details.update(_hello_details(audit.hello, audit))
-        details["weak_algorithms"] = [f.to_dict() for f in flagged if f.tier == WEAK]
-        details["legacy_algorithms"] = [f.to_dict() for f in flagged if f.tier == LEGACY]
-        details["advisories"] = [match.to_dict() for match in matches]
+        details = _with_hello(details, audit.hello, audit).updated(
+            weak_algorithms=tuple(_flagged(f) for f in flagged if f.tier == WEAK),
+            legacy_algorithms=tuple(_flagged(f) for f in flagged if f.tier == LEGACY),
+            advisories=tuple(Advisory.from_dict(match.to_dict()) for match in matches),
+        )
     auth = audit.auth
     learnt = auth is not None and auth.methods is not None
-    details["auth_methods"] = list(auth.methods) if auth and auth.methods is not None else None
-    details["none_auth_accepted"] = auth.none_accepted if auth and learnt else None
+    details = details.updated(
+        auth_methods=tuple(auth.methods) if auth and auth.methods is not None else None,
+        none_auth_accepted=auth.none_accepted if auth and learnt else None,
+    )
     if auth is not None:
-        details["auth_asked_as"] = auth.user
+        details = details.updated(auth_asked_as=auth.user)
     if auth and auth.banner:
-        details["auth_banner"] = auth.banner
-    details["connections"] = audit.connections
-    details["audit_seconds"] = round(audit.seconds, 3)
+        details = details.updated(auth_banner=auth.banner)
+    details = details.updated(connections=audit.connections,
+                              audit_seconds=round(audit.seconds, 3))
     if audit.errors:
-        details["errors"] = list(audit.errors)
-    return details
+        details = details.updated(errors=tuple(audit.errors))
+    return details.to_dict()
 
 
-def _hello_details(hello: ServerHello, audit: SshAudit) -> dict[str, Any]:
+def _flagged(flag: FlaggedAlgorithm) -> FlaggedAlgorithmDetails:
+    return FlaggedAlgorithmDetails.from_dict(flag.to_dict())
+
+
+def _with_hello(details: SshDetails, hello: ServerHello, audit: SshAudit) -> SshDetails:
     identification = hello.identification
     kexinit = hello.kexinit
     software = parse_software(identification.software)
     distro = parse_distro(identification.comment)
-    details: dict[str, Any] = {
-        "banner": identification.line,
-        "protocol": identification.protocol,
-        "software": identification.software,
-        "comment": identification.comment,
-        "product": software.product,
-        "version": software.version,
-        "distro": distro.name if distro else None,
-        "distro_revision": distro.revision if distro else None,
-        "kex": list(kexinit.kex),
-        "host_key_algorithms": list(kexinit.host_key),
-        "host_keys": [fetched.to_dict() for fetched in audit.host_keys],
-        "ciphers": list(kexinit.ciphers_c2s),
-        "macs": list(kexinit.macs_c2s),
-        "compression": list(kexinit.compression_c2s),
-        "strict_kex": kexinit.strict_kex,
-    }
-    for name, c2s, s2c in (
-        ("ciphers", kexinit.ciphers_c2s, kexinit.ciphers_s2c),
-        ("macs", kexinit.macs_c2s, kexinit.macs_s2c),
-        ("compression", kexinit.compression_c2s, kexinit.compression_s2c),
-    ):
-        if c2s != s2c:
-            details[f"{name}_server_to_client"] = list(s2c)
+    details = details.updated(
+        banner=identification.line,
+        protocol=identification.protocol,
+        software=identification.software,
+        comment=identification.comment,
+        product=software.product,
+        version=software.version,
+        distro=distro.name if distro else None,
+        distro_revision=distro.revision if distro else None,
+        kex=tuple(kexinit.kex),
+        host_key_algorithms=tuple(kexinit.host_key),
+        host_keys=tuple(HostKey.from_dict(fetched.to_dict()) for fetched in audit.host_keys),
+        ciphers=tuple(kexinit.ciphers_c2s),
+        macs=tuple(kexinit.macs_c2s),
+        compression=tuple(kexinit.compression_c2s),
+        strict_kex=kexinit.strict_kex,
+    )
+    # the server-to-client lists only where they differ from client-to-server
+    if kexinit.ciphers_c2s != kexinit.ciphers_s2c:
+        details = details.updated(ciphers_server_to_client=tuple(kexinit.ciphers_s2c))
+    if kexinit.macs_c2s != kexinit.macs_s2c:
+        details = details.updated(macs_server_to_client=tuple(kexinit.macs_s2c))
+    if kexinit.compression_c2s != kexinit.compression_s2c:
+        details = details.updated(compression_server_to_client=tuple(kexinit.compression_s2c))
     return details

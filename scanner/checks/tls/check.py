@@ -7,9 +7,11 @@ with sslyze (scan.py), grades the facts (rating.py) and turns the grade into fin
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from scanner.checks.base import CheckContext, CheckResult, FindingSpec
+from scanner.checks.tls.details import TlsDetails
 from scanner.checks.tls.findings import CATALOGUE, notes_for, tls_details, tls_findings
 from scanner.checks.tls.hsts import hsts_from_identity
 from scanner.checks.tls.rating import rate
@@ -43,16 +45,16 @@ class TlsCheck:
         seen = _identification_view(context.identity.details)
         if outcome.facts is None:
             reason = outcome.error or "no TLS handshake succeeded"
-            return CheckResult(
-                details={"tls": {**seen, "grade": None, "not_graded": reason,
-                                 "connections": outcome.connections}},
-                notes=(f"TLS grade not given: {reason}",),
-            )
+            ungraded = TlsDetails.partial(**seen, grade=None, not_graded=reason,
+                                          connections=outcome.connections)
+            return CheckResult(details={"tls": ungraded.to_dict()},
+                               notes=(f"TLS grade not given: {reason}",))
         rating = rate(outcome.facts)
+        graded = tls_details(outcome.facts, rating, outcome.seconds, outcome.connections)
+        graded = dataclasses.replace(graded, **seen)
         return CheckResult(
             findings=tuple(tls_findings(outcome.facts, rating, context.port)),
-            details={"tls": {**seen, **tls_details(outcome.facts, rating, outcome.seconds,
-                                                   outcome.connections)}},
+            details={"tls": graded.to_dict()},  # merged into identification's (runner.py)
             notes=tuple(notes_for(outcome.facts, rating)),
         )
 

@@ -6,10 +6,17 @@ next to the remediation texts it uses.
 
 from __future__ import annotations
 
-from typing import Any
-
 from scanner.checks.base import FindingSpec
 from scanner.checks.tls.certificate import CertificateVerdict
+from scanner.checks.tls.details import (
+    GradeCap,
+    HstsFacts,
+    Negotiation,
+    TlsCertificate,
+    TlsDetails,
+    TlsScores,
+    TlsVulnerabilities,
+)
 from scanner.checks.tls.facts import PROTOCOLS, Suite, TlsFacts
 from scanner.checks.tls.hsts import A_PLUS_MIN_AGE
 from scanner.checks.tls.rating import Rating
@@ -300,87 +307,89 @@ def _hsts_findings(facts: TlsFacts, port: int) -> list[Finding]:
 
 def tls_details(
     facts: TlsFacts, rating: Rating, seconds: float, connections: int | None = None
-) -> dict[str, Any]:
+) -> TlsDetails:
     scores = rating.scores
-    return {
-        "grade": rating.grade,
-        "grade_if_trust_ignored": rating.grade_if_trust_ignored,
-        "not_graded": rating.not_graded,
-        "method": "SSL Labs SSL Server Rating Guide 2009r",
-        "scores": None if scores is None else {
-            "protocol": scores.protocol, "key_exchange": scores.key_exchange,
-            "cipher": scores.cipher, "total": scores.total,
-        },
-        "caps": [{"grade": cap.grade, "reason": cap.reason, "rule": cap.rule}
-                 for cap in rating.caps],
-        "warnings": list(rating.warnings),
-        "trust_issues": list(rating.trust_issues),
-        "name_issue": rating.name_issue,
-        "protocols": list(facts.supported_versions),
-        "suites": {v: [s.name for s in facts.protocol(v).suites] for v in PROTOCOLS
-                   if facts.protocol(v).suites},
-        "not_tested": list(facts.not_tested) + [
-            v for v in PROTOCOLS if facts.protocol(v).status == "not_tested"],
-        "negotiated": [{"client": n.client, "version": n.version, "suite": n.suite.name}
-                       for n in rating.negotiations],
-        "server_cipher_order": facts.preference.server_enforces_order,
-        "certificate": _certificate_details(facts, rating.certificate),
-        "vulnerabilities": _vulnerability_details(facts),
-        "hsts": _hsts_details(facts),
-        "sni": None if facts.name_is_address else facts.name,
-        "scan_seconds": round(seconds, 3),
-        "connections": connections,  # TCP connections the grade took
-    }
+    return TlsDetails(
+        grade=rating.grade,
+        grade_if_trust_ignored=rating.grade_if_trust_ignored,
+        not_graded=rating.not_graded,
+        method="SSL Labs SSL Server Rating Guide 2009r",
+        scores=None if scores is None else TlsScores(
+            protocol=scores.protocol, key_exchange=scores.key_exchange,
+            cipher=scores.cipher, total=scores.total,
+        ),
+        caps=tuple(GradeCap(grade=cap.grade, reason=cap.reason, rule=cap.rule)
+                   for cap in rating.caps),
+        warnings=tuple(rating.warnings),
+        trust_issues=tuple(rating.trust_issues),
+        name_issue=rating.name_issue,
+        protocols=tuple(facts.supported_versions),
+        suites={v: tuple(s.name for s in facts.protocol(v).suites) for v in PROTOCOLS
+                if facts.protocol(v).suites},
+        not_tested=(*facts.not_tested,
+                    *(v for v in PROTOCOLS if facts.protocol(v).status == "not_tested")),
+        negotiated=tuple(Negotiation(client=n.client, version=n.version, suite=n.suite.name)
+                         for n in rating.negotiations),
+        server_cipher_order=facts.preference.server_enforces_order,
+        certificate=_certificate_details(facts, rating.certificate),
+        vulnerabilities=_vulnerability_details(facts),
+        hsts=_hsts_details(facts),
+        sni=None if facts.name_is_address else facts.name,
+        scan_seconds=round(seconds, 3),
+        connections=connections,  # TCP connections the grade took
+    )
 
 
-def _certificate_details(facts: TlsFacts, verdict: CertificateVerdict | None) -> Any:
+def _certificate_details(
+    facts: TlsFacts, verdict: CertificateVerdict | None
+) -> TlsCertificate | None:
     cert = facts.certificate
     if cert is None or verdict is None:
         return None
-    return {
-        "subject": cert.subject,
-        "issuer": cert.issuer,
-        "sans": list(cert.sans),
-        "not_before": cert.not_before.isoformat(timespec="seconds"),
-        "not_after": cert.not_after.isoformat(timespec="seconds"),
-        "days_left": verdict.days_left,
-        "key": f"{cert.key_type} {cert.key_bits}",
-        "signature": cert.signature_hash,
-        "trusted": not verdict.trust_issues and cert.chain_trusted,
-        "trust_anchor": cert.trust_anchor,
-        "self_signed": cert.self_signed,
-        "chain_complete": cert.chain_complete,
-        "chain_length": cert.chain_length,
-        "hostname_matches": None if verdict.hostname_mismatch is None
+    return TlsCertificate(
+        subject=cert.subject,
+        issuer=cert.issuer,
+        sans=tuple(cert.sans),
+        not_before=cert.not_before.isoformat(timespec="seconds"),
+        not_after=cert.not_after.isoformat(timespec="seconds"),
+        days_left=verdict.days_left,
+        key=f"{cert.key_type} {cert.key_bits}",
+        signature=cert.signature_hash,
+        trusted=not verdict.trust_issues and cert.chain_trusted,
+        trust_anchor=cert.trust_anchor,
+        self_signed=cert.self_signed,
+        chain_complete=cert.chain_complete,
+        chain_length=cert.chain_length,
+        hostname_matches=None if verdict.hostname_mismatch is None
         else not verdict.hostname_mismatch,
-        "sha256": cert.sha256,
-        "notes": list(verdict.notes),
-    }
+        sha256=cert.sha256,
+        notes=tuple(verdict.notes),
+    )
 
 
-def _vulnerability_details(facts: TlsFacts) -> dict[str, Any]:
+def _vulnerability_details(facts: TlsFacts) -> TlsVulnerabilities:
     v = facts.vulnerabilities
-    return {
-        "heartbleed": v.heartbleed,
-        "ccs_injection": v.ccs_injection,
-        "robot": v.robot,
-        "secure_renegotiation": v.secure_renegotiation,
-        "client_renegotiation": v.client_renegotiation,
-        "compression": v.compression,
-        "fallback_scsv": v.fallback_scsv,
-    }
+    return TlsVulnerabilities(
+        heartbleed=v.heartbleed,
+        ccs_injection=v.ccs_injection,
+        robot=v.robot,
+        secure_renegotiation=v.secure_renegotiation,
+        client_renegotiation=v.client_renegotiation,
+        compression=v.compression,
+        fallback_scsv=v.fallback_scsv,
+    )
 
 
-def _hsts_details(facts: TlsFacts) -> dict[str, Any]:
+def _hsts_details(facts: TlsFacts) -> HstsFacts:
     hsts = facts.hsts
-    return {
-        "applicable": hsts.applicable,
-        "present": hsts.present,
-        "max_age": hsts.max_age,
-        "include_subdomains": hsts.include_subdomains,
-        "preload": hsts.preload,
-        "header": hsts.raw,
-    }
+    return HstsFacts(
+        applicable=hsts.applicable,
+        present=hsts.present,
+        max_age=hsts.max_age,
+        include_subdomains=hsts.include_subdomains,
+        preload=hsts.preload,
+        header=hsts.raw,
+    )
 
 
 def notes_for(facts: TlsFacts, rating: Rating) -> list[str]:

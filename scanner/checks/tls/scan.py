@@ -169,7 +169,10 @@ def install_connection_bounds() -> None:
             return budget.dialer.open_socket(endpoint, cap=CONNECTION_BYTE_CAP,
                                              lifetime=lifetime, bulk=True)
 
-        tls_connection._open_socket_for_direct_connection = from_the_network_layer
+        # sslyze types the hook as returning a socket.socket; a SocketAdapter offers the socket
+        # calls sslyze makes on it, with the network layer's caps.
+        hook = from_the_network_layer
+        tls_connection._open_socket_for_direct_connection = hook  # type: ignore[assignment]
         _load_sslyze_trust_stores()
         _installed = True
 
