@@ -54,22 +54,6 @@ def compact_record(crawler: CrawlerView, details: Iterable[PortDetails]) -> str:
     return safe_text(line, RECORD_CHARS)
 
 
-def clean_banner(banner: str) -> str:
-    """The banner without volatile headers, with binary shown as such (for a folded view)."""
-    sections = []
-    for section in banner.split("\n\n"):
-        if section.startswith("HTTP/"):
-            lines = section.splitlines()
-            kept = [lines[0]] + [line for line in lines[1:] if _header_name(line)
-                                 not in VOLATILE_HEADERS]
-            sections.append("\n".join(kept))
-        elif section.startswith("SSL Certificate") or not looks_binary(section):
-            sections.append(section)
-        else:
-            sections.append(f"(binary data, {len(section)} characters, not text)")
-    return "\n\n".join(sections)
-
-
 def _section_parts(section: BannerSection, phrases: Mapping[str, str]) -> list[str]:
     first_line = section.text.splitlines()[0].strip()
     if section.kind == "certificate":
