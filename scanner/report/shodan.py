@@ -23,12 +23,6 @@ from scanner.core.text import safe_text
 RECORD_CHARS = 200
 # Response headers worth a place on the line: they name the software or the login it asks for.
 KEPT_HEADERS = ("server", "x-powered-by", "www-authenticate")
-# Headers that change from one request to the next (never shown, here or in the full view).
-VOLATILE_HEADERS = frozenset({
-    "date", "etag", "last-modified", "expires", "age", "set-cookie", "x-request-id",
-    "x-runtime", "cf-ray", "x-amz-request-id", "x-amz-cf-id", "request-id", "x-trace-id",
-    "content-length", "keep-alive", "x-served-by", "x-timer", "report-to", "nel",
-})
 _READABLE = re.compile(r"[\x20-\x7e]")
 
 
