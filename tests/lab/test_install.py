@@ -34,7 +34,9 @@ REPO = Path(__file__).resolve().parents[2]
 WHEELS = REPO / ".lab-cache" / "wheels"
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE")
 # The dev extra (markdown-it-py is left out: rich needs it at run time anyway).
-DEV_ONLY = ("pytest", "hypothesis", "ruff", "jsonschema", "aiosmtpd", "zeroconf")
+DEV_ONLY = ("pytest", "hypothesis", "ruff", "jsonschema", "aiosmtpd", "zeroconf", "mypy")
+# The fleet extra: a single-machine install pulls none of it.
+FLEET_ONLY = ("celery", "kombu", "redis", "psycopg")
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 PORTS = "22,80,443,1883,2222"
 
@@ -101,6 +103,7 @@ def test_installed_without_the_dev_extra(installed: Path) -> None:
     names = {item["name"].lower() for item in json.loads(listed.stdout)}
     assert "home-exposure" in names and "exposure" not in names
     assert not names & set(DEV_ONLY)
+    assert not names & set(FLEET_ONLY)
     version = subprocess.run([*NOBODY, str(installed / "bin" / "exposure"), "--version"],
                              capture_output=True, text=True, timeout=60, check=False)
     assert version.returncode == 0 and version.stdout.startswith("exposure ")
