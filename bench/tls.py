@@ -181,11 +181,14 @@ def measure(lab: Any, ports: list[int], label: str) -> dict[str, Any]:
 # --- connections per endpoint, exposure next to testssl.sh --------------------------------------
 
 
-def grade_argv(lab: Any, port: int, ca_file: str, package_root: str | None) -> list[str]:
+def grade_argv(lab: Any, endpoint: Any, ca_file: str, package_root: str | None) -> list[str]:
     from tests.lab.netns import Lab
+    from tests.lab.support_tls import HSTS_HEADER
 
-    argv = [sys.executable, "-m", "tests.lab.support_tls", Lab.HOME_V4, str(port), Lab.HOSTNAME,
-            ca_file, "http", "max-age=31536000"]
+    # The HTTP facts the check is given are the endpoint's own: HSTS only where it sends it.
+    hsts = [HSTS_HEADER] if endpoint.hsts else []
+    argv = [sys.executable, "-m", "tests.lab.support_tls", Lab.HOME_V4, str(endpoint.port),
+            Lab.HOSTNAME, ca_file, "http", *hsts]
     return ["env", f"PYTHONPATH={package_root}", *argv] if package_root else argv
 
 
@@ -206,7 +209,7 @@ def per_endpoint(lab: Any, endpoints: list[Any], ca_file: str,
     for endpoint in endpoints:
         with SynCapture(lab, [endpoint.port]) as capture:
             # Run from the older tree (its own scanner and lab helpers come first on the path).
-            graded = _run_json_in(lab, grade_argv(lab, endpoint.port, ca_file, package_root),
+            graded = _run_json_in(lab, grade_argv(lab, endpoint, ca_file, package_root),
                                   package_root)
         details = graded.get("details") or {}
         rows[endpoint.name] = {

@@ -54,11 +54,12 @@ class TlsEndpoint:
     port: int
     name: str  # short id used by the tests
     description: str
+    hsts: bool = True  # its HTTPS answers carry Strict-Transport-Security
 
 
 ENDPOINTS = (
     TlsEndpoint(443, "modern", "TLS 1.2+1.3, ECDHE+AEAD, HSTS one year"),
-    TlsEndpoint(8443, "modern_no_hsts", "as modern, no HSTS, non-standard port"),
+    TlsEndpoint(8443, "modern_no_hsts", "as modern, no HSTS, non-standard port", hsts=False),
     TlsEndpoint(10443, "legacy", "TLS 1.0/1.1/1.2 with CBC suites, HSTS"),
     TlsEndpoint(10444, "no_fs", "TLS 1.2 with RSA key exchange only, HSTS"),
     TlsEndpoint(10445, "anonymous", "TLS 1.2 with anonymous ECDH suites enabled, HSTS"),
@@ -73,11 +74,11 @@ ENDPOINTS = (
 # GnuTLS's own server: suites sslyze's connectivity test (and Debian's OpenSSL 3) cannot use.
 # GnuTLS priority strings: https://gnutls.org/manual/html_node/Priority-Strings.html
 GNUTLS_ENDPOINTS = (
-    (TlsEndpoint(10453, "rc4_only", "GnuTLS, TLS 1.0-1.2 with RC4 suites only"),
+    (TlsEndpoint(10453, "rc4_only", "GnuTLS, TLS 1.0-1.2 with RC4 suites only", hsts=False),
      "NONE:+VERS-TLS1.2:+VERS-TLS1.1:+VERS-TLS1.0:+ARCFOUR-128:+RSA:+ECDHE-RSA:+SHA1:+MD5:"
      "+COMP-NULL:+SIGN-ALL:+CURVE-ALL"),
     (TlsEndpoint(10454, "camellia_gcm_only", "GnuTLS, TLS 1.2 with Camellia-GCM only (no OpenSSL "
-                 "has it)"),
+                 "has it)", hsts=False),
      "NONE:+VERS-TLS1.2:+CAMELLIA-128-GCM:+ECDHE-RSA:+AEAD:+COMP-NULL:+SIGN-ALL:+CURVE-ALL"),
 )
 MQTT_TLS_PORT = 8883
