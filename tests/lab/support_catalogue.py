@@ -1,9 +1,9 @@
 """Lab servers for the catalogue's breadth (issue 18): real daemons, each open or locked down.
 
-Debian packages: vsftpd, rsync, xvfb, postgresql, mariadb-server, cups,
-prometheus-node-exporter, transmission-daemon, qbittorrent-nox, deluge-web, docker-registry,
-etcd-server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server and OctoPrint (each in its
-own venv under .lab-cache, `make lab-deps`).
+Debian packages: vsftpd, rsync, xvfb, postgresql, mariadb-server, cups, prometheus-node-
+exporter, transmission-daemon, qbittorrent-nox, deluge-web, docker-registry, docker.io, etcd-
+server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server and OctoPrint (each in its own
+venv under .lab-cache, `make lab-deps`).
 
 Every daemon runs in the lab's home namespace with its files in a private directory; nothing
 under /etc is written. The torrent clients and Syncthing are configured with every kind of
@@ -430,11 +430,12 @@ def docker_registry(port: int, *, htpasswd: bool, name: str | None = None) -> Se
 
 # --- Docker Engine (dockerd) -----------------------------------------------------------------
 # Debian's docker.io (20.10) with a containerd of its own per daemon (started by the lab, so
-# every process has a pid the lab stops): no containers, no images, no bridge, no iptables, no
-# IP forwarding. `ip netns exec` gives each process a private mount namespace with a fresh
-# /sys, which has no cgroup hierarchies: dockerd refuses to start without the devices one, so
-# the wrapper mounts the host's hierarchies again there, and a tmpfs on /run (dockerd makes
-# /run/docker/plugins whatever --exec-root says).
+# every process has a pid the lab stops, and dockerd never attaches to a system containerd at
+# /run/containerd): no containers, no images, no bridge, no iptables, and the home namespace's
+# IP forwarding left as the lab set it. `ip netns exec` gives each process a private mount
+# namespace with a fresh /sys, which has no cgroup hierarchies: dockerd refuses to start
+# without the devices one, so the wrapper mounts the host's hierarchies again there, and a
+# tmpfs on /run (dockerd makes /run/docker/plugins whatever --exec-root says).
 
 CONTAINERD_CONF = """version = 2
 root = "{dir}/root"
@@ -444,7 +445,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "{socket}"
 [debug]
   level = "info"
-[plugins."io.containerd.internal.v1.opt"]
+[plugins."io.containerd.internal.v1.opt"]  # else it makes /opt/containerd
   path = "{dir}/opt"
 """
 
@@ -504,7 +505,8 @@ def dockerd(port: int, *, tls_verify: bool, name: str | None = None) -> Service:
                 f"--containerd={socket_path}", f"--data-root={directory / 'data'}",
                 f"--exec-root={directory / 'exec'}", f"--pidfile={directory / 'dockerd.pid'}",
                 "--iptables=false", "--ip6tables=false", "--ip-forward=false",
-                "--ip-masq=false", "--bridge=none", "--log-level=debug"]
+                "--ip-masq=false", "--bridge=none",
+                "--log-level=debug"]  # debug: one "Calling METHOD /path" line per API call
         if tls_verify:
             assert lab.ca is not None
             issued = lab.ca.issue(lab.HOSTNAME, sans=[lab.HOSTNAME, lab.HOME_V4],
