@@ -1,9 +1,9 @@
 """Lab servers for the catalogue's breadth (issue 18): real daemons, each open or locked down.
 
-Debian packages: vsftpd, rsync, xvfb, postgresql, mariadb-server, cups, prometheus-node-
-exporter, transmission-daemon, qbittorrent-nox, deluge-web, docker-registry, docker.io, etcd-
-server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server and OctoPrint (each in its own
-venv under .lab-cache, `make lab-deps`).
+Debian packages: vsftpd, rsync, xvfb, postgresql, mariadb-server, cups,
+prometheus-node-exporter, transmission-daemon, qbittorrent-nox, deluge-web, docker-registry,
+docker.io, etcd-server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server and OctoPrint
+(each in its own venv under .lab-cache, `make lab-deps`).
 
 Every daemon runs in the lab's home namespace with its files in a private directory; nothing
 under /etc is written. The torrent clients and Syncthing are configured with every kind of
