@@ -31,6 +31,7 @@ PACKAGES=(
     vsftpd rsync xvfb postgresql mariadb-server cups prometheus-node-exporter
     transmission-daemon qbittorrent-nox deluge-web docker-registry etcd-server syncthing
     cockpit-ws rpcbind curl
+    docker.io                          # lab: dockerd (+ containerd), no containers or images
 )
 
 # Node-RED (lab) installs from npm: Debian's node and npm only when the machine has none.

@@ -2,8 +2,8 @@
 
 Debian packages: vsftpd, rsync, xvfb, postgresql, mariadb-server, cups,
 prometheus-node-exporter, transmission-daemon, qbittorrent-nox, deluge-web, docker-registry,
-etcd-server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server and OctoPrint (each in its
-own venv under .lab-cache, `make lab-deps`).
+docker.io, etcd-server, syncthing, cockpit-ws, rpcbind. PyPI: jupyter-server and OctoPrint
+(each in its own venv under .lab-cache, `make lab-deps`).
 
 Every daemon runs in the lab's home namespace with its files in a private directory; nothing
 under /etc is written. The torrent clients and Syncthing are configured with every kind of
@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -48,6 +49,8 @@ QBITTORRENT = "/usr/bin/qbittorrent-nox"
 DELUGE_WEB = "/usr/bin/deluge-web"
 REGISTRY = "/usr/bin/docker-registry"
 ETCD = "/usr/bin/etcd"
+DOCKERD = "/usr/sbin/dockerd"
+CONTAINERD = "/usr/bin/containerd"
 SYNCTHING = "/usr/bin/syncthing"
 COCKPIT_WS = "/usr/lib/cockpit/cockpit-ws"
 RPCBIND = "/usr/sbin/rpcbind"
@@ -423,6 +426,105 @@ def docker_registry(port: int, *, htpasswd: bool, name: str | None = None) -> Se
 
     return Service(name, {port: f"Docker registry ({'htpasswd' if htpasswd else 'open'})"},
                    start)
+
+
+# --- Docker Engine (dockerd) -----------------------------------------------------------------
+# Debian's docker.io (20.10) with a containerd of its own per daemon (started by the lab, so
+# every process has a pid the lab stops, and dockerd never attaches to a system containerd at
+# /run/containerd): no containers, no images, no bridge, no iptables, and the home namespace's
+# IP forwarding left as the lab set it. `ip netns exec` gives each process a private mount
+# namespace with a fresh /sys, which has no cgroup hierarchies: dockerd refuses to start
+# without the devices one, so the wrapper mounts the host's hierarchies again there, and a
+# tmpfs on /run (dockerd makes /run/docker/plugins whatever --exec-root says).
+
+CONTAINERD_CONF = """version = 2
+root = "{dir}/root"
+state = "{dir}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{socket}"
+[debug]
+  level = "info"
+[plugins."io.containerd.internal.v1.opt"]  # else it makes /opt/containerd
+  path = "{dir}/opt"
+"""
+
+
+def _cgroup_mounts() -> list[tuple[str, str, str]]:
+    """(type, options, mount point) of this host's cgroup file systems, parents first."""
+    mounts = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, target, kind, options, *_ = line.split()
+        if target == "/sys/fs/cgroup" or target.startswith("/sys/fs/cgroup/"):
+            mounts.append((kind, options, target))
+    return mounts
+
+
+def _with_private_mounts(argv: list[str]) -> list[str]:
+    """argv run by a shell that first mounts a tmpfs on /run and the cgroup hierarchies again
+    (in the mount namespace `ip netns exec` made for it: nothing shows outside)."""
+    steps = ["set -e", "mount -t tmpfs -o mode=755 tmpfs /run"]
+    for kind, options, target in _cgroup_mounts():
+        steps.append(f"mkdir -p {target} && mount -t {kind} -o {shlex.quote(options)} "
+                     f"{kind} {target}")
+    steps.append("exec " + shlex.join(argv))
+    return ["sh", "-c", "\n".join(steps)]
+
+
+def _containerd(place: Place, name: str, directory: Path) -> tuple[Daemon, Path]:
+    """containerd for one dockerd, its files in `directory`; returns it and its socket."""
+    socket_path = directory / "containerd.sock"
+    config = directory / "containerd.toml"
+    config.write_text(CONTAINERD_CONF.format(dir=directory, socket=socket_path))
+    daemon = _launch(place, name, _with_private_mounts([CONTAINERD, "--config", str(config)]),
+                     [], directory)
+    deadline = time.monotonic() + 10.0
+    while not socket_path.exists():
+        if not daemon.alive or time.monotonic() > deadline:
+            daemon.stop()
+            raise LabError(f"{name}: no socket at {socket_path}:\n{daemon.log_tail()}")
+        time.sleep(0.05)
+    return daemon, socket_path
+
+
+def dockerd(port: int, *, tls_verify: bool, name: str | None = None) -> Service:
+    """dockerd on tcp://home:port: plain TCP (open: `--tls=false`, what Docker 27 demands and
+    what silences 20.10's 15 s deprecation delay), or --tlsverify with a lab CA certificate
+    (locked: only clients holding a certificate of that CA get an answer)."""
+    name = name or f"dockerd-{port}"
+
+    def start(lab: Lab) -> list[Daemon]:
+        place = v4(lab)
+        directory = _private_dir(place, name)
+        containerd, socket_path = _containerd(place, f"containerd-{port}",
+                                              _private_dir(place, f"containerd-{port}"))
+        config = directory / "daemon.json"
+        # the engine's identity key would go to /etc/docker/key.json
+        config.write_text(json.dumps({"deprecated-key-path": str(directory / "key.json")}))
+        argv = [DOCKERD, "-H", f"tcp://{lab.HOME_V4}:{port}", f"--config-file={config}",
+                f"--containerd={socket_path}", f"--data-root={directory / 'data'}",
+                f"--exec-root={directory / 'exec'}", f"--pidfile={directory / 'dockerd.pid'}",
+                "--iptables=false", "--ip6tables=false", "--ip-forward=false",
+                "--ip-masq=false", "--bridge=none",
+                "--log-level=debug"]  # debug: one "Calling METHOD /path" line per API call
+        if tls_verify:
+            assert lab.ca is not None
+            issued = lab.ca.issue(lab.HOSTNAME, sans=[lab.HOSTNAME, lab.HOME_V4],
+                                  filename=name)
+            argv += ["--tlsverify", f"--tlscacert={lab.ca.cert_path}",
+                     f"--tlscert={issued.chain_path}", f"--tlskey={issued.key_path}"]
+        else:
+            argv.append("--tls=false")
+        try:
+            engine = _launch(place, name, _with_private_mounts(argv), [port], directory,
+                             ready_timeout=30.0)
+        except BaseException:
+            containerd.stop()
+            raise
+        return [containerd, engine]
+
+    what = "--tlsverify, lab CA" if tls_verify else "plain TCP, no TLS"
+    return Service(name, {port: f"Docker Engine API ({what})"}, start)
 
 
 # --- etcd ------------------------------------------------------------------------------------

@@ -2,18 +2,19 @@
 
 One home with every product of the issue that installs here (Debian: vsftpd, rsync, Xvfb,
 PostgreSQL, MariaDB, CUPS, node exporter, Transmission, qBittorrent, Deluge web, the Docker
-registry, etcd, Syncthing; PyPI: jupyter-server) plus catch-all nginx servers that only borrow
-product titles. One scan from the scan namespace (and a second one for the FTP server that
-refuses anonymous logins: one anonymous attempt per address per scan). Then each open
-configuration must be flagged, each locked one must not be, the catch-alls must produce
-nothing, and every server's own log must show no failed login, except the single anonymous
-FTP attempt.
+registry, the Docker Engine, etcd, Syncthing; PyPI: jupyter-server) plus catch-all nginx
+servers that only borrow product titles. One scan from the scan namespace (and a second one for
+the FTP server that refuses anonymous logins: one anonymous attempt per address per scan). Then
+each open configuration must be flagged, each locked one must not be, the catch-alls must
+produce nothing, and every server's own log must show no failed login, except the single
+anonymous FTP attempt.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.lab.support_catalogue import (
     daemon_named,
     deluge_web,
     docker_registry,
+    dockerd,
     etcd,
     jupyter,
     log_text,
@@ -59,6 +61,7 @@ OPEN = {
     9091: ("service.unauthenticated", "transmission", "none"),
     18090: ("service.unauthenticated", "qbittorrent", "none"),
     5000: ("service.unauthenticated", "docker_registry", "none"),
+    2375: ("service.unauthenticated", "docker", "none"),
     2379: ("service.unauthenticated", "etcd", "none"),
     8384: ("service.unauthenticated", "syncthing", "none"),
     8888: ("service.unauthenticated", "jupyter", "none"),
@@ -88,6 +91,9 @@ SILENT = (9101,)  # node exporter with basic auth: every path 401, nothing ident
 SYNCTHING_LOCKED = 8385
 CATCH_ALL = {8080: 200, 8081: 401, 8082: 200, 8083: 200}
 FTP_LOCKED = 2121
+# dockerd --tlsverify: the TLS handshake itself demands a client certificate of the lab CA, so
+# nothing past TLS is ever seen (no product named); the TLS check only says the CA is private
+DOCKER_LOCKED = 2376
 # OctoPrint takes 0.4 s before the first byte of its 580 KB page (3-4 s on its first view),
 # much of identification's share of a 1 s port budget after the greeting wait: scanned on its
 # own with --timeout 2, not under the load of forty other servers on two cores
@@ -110,6 +116,7 @@ def home() -> Iterator[Lab]:
         qbittorrent(18090, bypass_auth=True), qbittorrent(18091, bypass_auth=False),
         deluge_web(8112),
         docker_registry(5000, htpasswd=False), docker_registry(5001, htpasswd=True),
+        dockerd(2375, tls_verify=False), dockerd(DOCKER_LOCKED, tls_verify=True),
         etcd(2379, auth=False), etcd(2479, auth=True),
         syncthing(8384, password=False), syncthing(8385, password=True),
         jupyter(8888, token=False), jupyter(8889, token=True),
@@ -339,8 +346,59 @@ def test_plain_http_logins_are_flagged(report: dict[str, Any]) -> None:
     # exporter, Syncthing's GUI (plain HTTP answers too) and the catch-all
     assert {18091, 9090, 9093, 9101, 8081, SYNCTHING_LOCKED} <= flagged, flagged
     # no login there: open products, a catch-all page, non-HTTP services
-    assert not flagged & {8888, 8080, 8082, 631, 2379, 21, 5432}, flagged
+    assert not flagged & {8888, 8080, 8082, 631, 2379, 2375, 21, 5432}, flagged
     form = next(f["evidence"] for f in _findings(report, 18091) if f["id"] == "http.plain_login")
     assert "password field" in form
     basic = next(f["evidence"] for f in _findings(report, 9093) if f["id"] == "http.plain_login")
     assert "HTTP Basic" in basic
+
+
+# --- the Docker Engine ------------------------------------------------------------------------
+
+
+def _dockerd_version() -> str:
+    # "Docker version 20.10.24+dfsg1, build 5d6db84": what the binary says, not the API
+    said = subprocess.run(["/usr/sbin/dockerd", "--version"], capture_output=True, text=True,
+                          check=True, timeout=10).stdout
+    match = re.match(r"Docker version ([^,\s]+)", said)
+    assert match, said
+    return match.group(1)
+
+
+def test_open_docker_engine_is_named_and_critical(report: dict[str, Any]) -> None:
+    entry = _port(report, 2375)
+    assert entry["product"] == "Docker Engine API" and entry["version"] == _dockerd_version()
+    (flagged,) = [f for f in _findings(report, 2375) if f["id"] == "service.unauthenticated"]
+    assert flagged["severity"] == "critical"  # docker.toml: anyone can run containers as root
+    assert "GET /version -> 200" in flagged["evidence"]
+
+
+def test_docker_engine_with_tlsverify_says_only_that_its_ca_is_private(
+        home: Lab, report: dict[str, Any]) -> None:
+    findings = _findings(report, DOCKER_LOCKED)
+    assert findings and all(f["id"].startswith("tls.") for f in findings), findings
+    assert all("Exposure Lab Root CA" in f["evidence"] for f in findings), findings
+    entry = _port(report, DOCKER_LOCKED)
+    assert entry["tls"] is True and "product" not in entry["details"], json.dumps(entry)
+    log = log_text(daemon_named(home, f"dockerd-{DOCKER_LOCKED}"))
+    # the scanner's handshakes were refused for want of a client certificate; no API call
+    assert "203.0.113.1:" in log and "client didn't provide a certificate" in log, log[-2000:]
+    assert "Calling " not in log, log[-2000:]
+
+
+def test_docker_engine_was_only_read(home: Lab, report: dict[str, Any]) -> None:
+    # dockerd --log-level=debug logs every API call it routes ("Calling POST /containers/create")
+    log = log_text(daemon_named(home, "dockerd-2375"))
+    calls = re.findall(r'msg="Calling (\w+) ([^"]+)"', log)
+    assert ("GET", "/version") in calls, log[-2000:]
+    assert {method for method, _ in calls} <= {"GET", "HEAD"}, calls
+    # and nothing exists that a write would have left: no container, image, volume or network
+    # beyond the built-in ones (the lab admin reads this from inside home, after the scan)
+    def read(path: str) -> Any:
+        done = home.run_in_home(["curl", "-sS", "-f", f"http://{Lab.HOME_V4}:2375{path}"],
+                                capture_output=True, text=True, check=True, timeout=10)
+        return json.loads(done.stdout)
+
+    assert read("/containers/json?all=1") == [] and read("/images/json") == []
+    assert not read("/volumes")["Volumes"]
+    assert {network["Name"] for network in read("/networks")} <= {"none", "host"}
