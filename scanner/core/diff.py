@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.core.findings import Severity
+from scanner.core.report import port_or_none
 
 DIFF_SCHEMA = "exposure-diff/1"
 
@@ -90,14 +91,13 @@ class Change:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Change:
-        port = data.get("port")
         return cls(
             kind=ChangeKind(str(data["kind"])),
             severity=Severity(str(data.get("severity", "info"))),
             target=str(data.get("target", "")),
             addresses=tuple(str(address) for address in data.get("addresses", [])),
             summary=str(data.get("summary", "")),
-            port=port if isinstance(port, int) else None,
+            port=port_or_none(data.get("port")),
             protocol=str(data.get("protocol") or "tcp"),
             subject=None if data.get("subject") is None else str(data["subject"]),
             before=data.get("before"),
@@ -118,7 +118,7 @@ class ScanRef:
     def from_dict(cls, data: Mapping[str, Any]) -> ScanRef:
         seq = data.get("seq")
         return cls(str(data.get("id", "")), str(data.get("started_at", "")),
-                   seq if isinstance(seq, int) else None)
+                   seq if isinstance(seq, int) and not isinstance(seq, bool) else None)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,7 @@ class Note:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Note:
-        port = data.get("port")
-        return cls(port if isinstance(port, int) else None, str(data.get("text", "")))
+        return cls(port_or_none(data.get("port")), str(data.get("text", "")))
 
 
 # Where a ScanError happened. "check": one check on one port (`check` names it); "port": the
@@ -72,13 +71,12 @@ class ScanError:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScanError:
-        port = data.get("port")
         stage = str(data.get("stage"))
         return cls(
             stage=stage if stage in ERROR_STAGES else "scan",
             message=str(data.get("message", "")),
             address=_optional(data.get("address")),
-            port=port if isinstance(port, int) else None,
+            port=port_or_none(data.get("port")),
             check=_optional(data.get("check")),
             vantage=_optional(data.get("vantage")),
         )
@@ -86,6 +84,13 @@ class ScanError:
 
 def _optional(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def port_or_none(value: object) -> int | None:
+    """A port number read back from JSON, or None (JSON's true is not port 1)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 1 <= value <= 65535 else None
 
 
 @dataclass
