@@ -1,6 +1,4 @@
 import json
-import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -10,17 +8,6 @@ from scanner.cli import main
 def test_version(capsys: pytest.CaptureFixture) -> None:
     assert main(["version"]) == 0
     assert capsys.readouterr().out.startswith("exposure ")
-
-
-@pytest.fixture
-def listener() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
 
 
 def test_json_report_contract_on_loopback(listener: int, capsys: pytest.CaptureFixture) -> None:

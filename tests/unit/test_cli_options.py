@@ -8,10 +8,8 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,17 +112,6 @@ def test_the_option_constants_match_the_stages() -> None:
 
     assert ENGINE_NAMES == DISCOVERY_ENGINES
     assert INTERNETDB_DEFAULT_URL == DEFAULT_BASE_URL
-
-
-@pytest.fixture
-def listener() -> Iterator[int]:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
 
 
 def test_watch_runs_a_scan_with_options_only_scan_had(listener: int, tmp_path: Path) -> None:

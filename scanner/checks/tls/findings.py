@@ -6,6 +6,8 @@ next to the remediation texts it uses.
 
 from __future__ import annotations
 
+import dataclasses
+
 from scanner.checks.base import FindingSpec
 from scanner.checks.tls.certificate import CertificateVerdict
 from scanner.checks.tls.details import (
@@ -368,16 +370,8 @@ def _certificate_details(
 
 
 def _vulnerability_details(facts: TlsFacts) -> TlsVulnerabilities:
-    v = facts.vulnerabilities
-    return TlsVulnerabilities(
-        heartbleed=v.heartbleed,
-        ccs_injection=v.ccs_injection,
-        robot=v.robot,
-        secure_renegotiation=v.secure_renegotiation,
-        client_renegotiation=v.client_renegotiation,
-        compression=v.compression,
-        fallback_scsv=v.fallback_scsv,
-    )
+    # The record is the facts' fields as they are (the same names, in the same order).
+    return TlsVulnerabilities(**dataclasses.asdict(facts.vulnerabilities))
 
 
 def _hsts_details(facts: TlsFacts) -> HstsFacts:
